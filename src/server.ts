@@ -1,0 +1,154 @@
+import uWS, { type TemplatedApp, type us_listen_socket } from 'uWebSockets.js';
+import type { Config } from './config.js';
+import { secretValues } from './config.js';
+import { AppError, isAppError } from './errors.js';
+import { createLogger, type Logger } from './log.js';
+import { Authenticator, devSecret, signToken } from './auth/jwt.js';
+import type { Principal } from './auth/principal.js';
+import { FsStore } from './store/fs-store.js';
+import type { Store } from './store/store.js';
+import { MemoryBus } from './bus/memory-bus.js';
+import type { Bus } from './bus/bus.js';
+import { Metrics } from './metrics.js';
+import { Supervisor } from './supervisor/supervisor.js';
+import { IdleReaper } from './supervisor/idle-reaper.js';
+import { loadProfiles } from './supervisor/profiles.js';
+import { HttpContext } from './http/context.js';
+import { Router } from './http/router.js';
+import { sessionRoutes } from './http/routes/sessions.js';
+import { adminRoutes } from './http/routes/admin.js';
+import { EditorSockets } from './ws/editor-socket.js';
+
+/** Everything a route module may need; later features add their routes through it. */
+export interface ServerParts {
+  config: Config;
+  log: Logger;
+  store: Store;
+  bus: Bus;
+  auth: Authenticator;
+  supervisor: Supervisor;
+  metrics: Metrics;
+  router: Router;
+  sockets: EditorSockets;
+  app: TemplatedApp;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  /** Set in dev mode: an admin token for the ready URL. */
+  adminToken: string | undefined;
+  parts: ServerParts;
+  /** Refuse new work, close sockets (1001), stop sessions, flush stores. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, env: Record<string, string | undefined>): Promise<RunningServer> {
+  let jwtSecret = config.jwtSecret;
+  let devMode = false;
+  if (!jwtSecret && !config.jwtJwksUrl) {
+    jwtSecret = await devSecret(config.dataDir);
+    devMode = true;
+  }
+  const secrets = [...secretValues(config, env), ...(devMode && jwtSecret ? [jwtSecret] : [])];
+  const log = createLogger(config.logLevel, secrets, { node: config.nodeId });
+  const store = new FsStore(config.dataDir);
+  await store.init();
+  const bus: Bus = new MemoryBus();
+  const auth = new Authenticator({
+    secret: config.jwtJwksUrl ? undefined : jwtSecret,
+    jwksUrl: config.jwtJwksUrl,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    orgClaim: config.jwtOrgClaim,
+  });
+  const metrics = new Metrics();
+  const profiles = await loadProfiles(config.agentsFile);
+  let url = '';
+  const supervisor = new Supervisor({ config, store, bus, log, metrics, profiles, serverEnv: env, secrets, serverUrl: () => url });
+  await supervisor.recover();
+
+  const app = uWS.App();
+  const router = new Router();
+  let closing = false;
+  const sockets = new EditorSockets({ app, auth, supervisor, bus, log, metrics, maxBackpressure: config.wsMaxBackpressure, isClosing: () => closing });
+  const parts: ServerParts = { config, log, store, bus, auth, supervisor, metrics, router, sockets, app };
+
+  sessionRoutes(router, supervisor, config.dataDir, config.testHooks);
+  adminRoutes(router, {
+    sup: supervisor,
+    store,
+    metrics,
+    auth,
+    ready: async () => ({ ok: !closing, checks: { store: store.kind, shuttingDown: closing } }),
+  });
+
+  const authenticate = async (ctx: HttpContext, mode: 'user' | 'any'): Promise<Principal> => {
+    const h = ctx.headers.authorization ?? '';
+    const token = /^Bearer\s+(.+)$/i.exec(h)?.[1]?.trim();
+    if (mode === 'any' && !token) {
+      const cohost = ctx.query.get('cohost');
+      if (cohost && sockets.cohost) return sockets.cohost(cohost);
+    }
+    return auth.verify(token);
+  };
+
+  app.any('/*', (res, req) => {
+    const ctx = new HttpContext(res, req, config.maxBodyBytes);
+    void dispatch(ctx);
+  });
+
+  async function dispatch(ctx: HttpContext): Promise<void> {
+    try {
+      if (closing) throw new AppError('SM_ERR_SHUTTING_DOWN');
+      const m = router.match(ctx.method, ctx.path);
+      if (m === 'bad_path') throw new AppError('SM_ERR_BAD_REQUEST', 'The path is not valid percent-encoding.');
+      if (m === 'not_found') throw new AppError('SM_ERR_NOT_FOUND', `No route for ${ctx.method} ${ctx.path.slice(0, 200)}.`);
+      if (m === 'method') throw new AppError('SM_ERR_METHOD_NOT_ALLOWED');
+      ctx.params = m.params;
+      ctx.rest = m.rest;
+      if (m.auth !== 'public') ctx.principal = await authenticate(ctx, m.auth);
+      await m.handler(ctx);
+      if (ctx.reply.open) throw new Error(`handler for ${ctx.method} ${ctx.path} did not answer`);
+    } catch (err) {
+      if (!isAppError(err)) log.error('request failed', { method: ctx.method, path: ctx.path.slice(0, 200), error: err as Error });
+      if (ctx.reply.open) {
+        const close = isAppError(err) && err.status === 413;
+        ctx.reply.error(err);
+        if (close && !ctx.reply.aborted) {
+          // The rest of an oversized upload is not read: end the connection.
+          try {
+            ctx.res.close();
+          } catch {
+            /* already gone */
+          }
+        }
+      }
+    }
+  }
+
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(config.host, config.port, (s) => (s ? resolve(s) : reject(new Error(`SESSION_MANAGER_PORT: cannot listen on ${config.host}:${config.port}`))));
+  });
+  const port = uWS.us_socket_local_port(listenSocket);
+  const hostForUrl = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  url = config.publicUrl ?? `http://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${port}`;
+  const reaper = new IdleReaper(supervisor, log);
+  reaper.start();
+  const adminToken = devMode && jwtSecret ? await signToken(jwtSecret, { sub: 'admin', roles: ['admin'], orgId: 'default', orgClaim: config.jwtOrgClaim }, '30d') : undefined;
+
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closed ??= (async () => {
+      closing = true;
+      reaper.stop();
+      sockets.closeAll();
+      await supervisor.close();
+      await store.close();
+      await bus.close();
+      uWS.us_listen_socket_close(listenSocket);
+      metrics.close();
+    })());
+
+  return { url, port, adminToken, parts, close };
+}

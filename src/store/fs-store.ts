@@ -1,0 +1,140 @@
+import { appendFile, mkdir, readdir, readFile, rm, open } from 'node:fs/promises';
+import path from 'node:path';
+import { writeFileAtomic } from './atomic.js';
+import { assertStorePath, type Store } from './store.js';
+
+/**
+ * Filesystem store under DATA_DIR. Documents are JSON files written atomically; a
+ * collection's documents live at `<collection>/<id>.json`, except sessions, which keep the
+ * layout of DESIGN §2 (`sessions/<id>/metadata.json`, next to `console.log`). Logs are
+ * JSON lines (`<log>.jsonl`); a torn last line (crash mid-append) is skipped on read.
+ */
+export class FsStore implements Store {
+  readonly kind = 'fs' as const;
+  private closed = false;
+  /** Appends to one log are serialized so lines never interleave. */
+  private readonly appendChains = new Map<string, Promise<void>>();
+
+  constructor(readonly root: string) {}
+
+  async init(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+  }
+
+  private docPath(collection: string, id: string): string {
+    assertStorePath(collection);
+    assertStorePath(id);
+    if (collection === 'sessions') return path.join(this.root, 'sessions', id, 'metadata.json');
+    return path.join(this.root, collection, `${id}.json`);
+  }
+
+  private logPath(log: string): string {
+    assertStorePath(log);
+    return path.join(this.root, `${log}.jsonl`);
+  }
+
+  async get<T>(collection: string, id: string): Promise<T | undefined> {
+    try {
+      return JSON.parse(await readFile(this.docPath(collection, id), 'utf8')) as T;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async put<T>(collection: string, id: string, doc: T): Promise<void> {
+    this.assertOpen();
+    await writeFileAtomic(this.docPath(collection, id), JSON.stringify(doc, null, 2) + '\n');
+  }
+
+  async delete(collection: string, id: string): Promise<boolean> {
+    this.assertOpen();
+    const file = this.docPath(collection, id);
+    const target = collection === 'sessions' ? path.dirname(file) : file;
+    try {
+      await rm(target, { recursive: true });
+      await rm(path.join(this.root, collection, `${id}.jsonl`), { force: true });
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  async list<T>(collection: string): Promise<T[]> {
+    assertStorePath(collection);
+    const dir = path.join(this.root, collection);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const ids =
+      collection === 'sessions'
+        ? names.filter((n) => !n.startsWith('.'))
+        : names.filter((n) => n.endsWith('.json') && !n.startsWith('.')).map((n) => n.slice(0, -5));
+    const docs = await Promise.all(ids.map((id) => this.get<T>(collection, id).catch(() => undefined)));
+    return docs.filter((d): d is Awaited<T> => d !== undefined) as T[];
+  }
+
+  append(log: string, entry: unknown): Promise<void> {
+    this.assertOpen();
+    const file = this.logPath(log);
+    const line = JSON.stringify(entry) + '\n';
+    const prev = this.appendChains.get(file) ?? Promise.resolve();
+    const next = prev.then(async () => {
+      await mkdir(path.dirname(file), { recursive: true });
+      await appendFile(file, line);
+    });
+    const settled = next.catch(() => {});
+    this.appendChains.set(file, settled);
+    void settled.then(() => {
+      if (this.appendChains.get(file) === settled) this.appendChains.delete(file);
+    });
+    return next;
+  }
+
+  async readLog<T>(log: string, opts: { limit?: number; newestFirst?: boolean } = {}): Promise<T[]> {
+    const file = this.logPath(log);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const out: T[] = [];
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      try {
+        out.push(JSON.parse(line) as T);
+      } catch {
+        // A torn line from a crash mid-append: skip it, keep the rest.
+      }
+    }
+    if (opts.newestFirst) out.reverse();
+    return opts.limit !== undefined ? out.slice(0, opts.limit) : out;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.appendChains.values()]);
+    this.closed = true;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('store is closed');
+  }
+}
+
+/** fsync a file (used by callers that need durability of an append). */
+export async function fsyncFile(file: string): Promise<void> {
+  const fh = await open(file, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

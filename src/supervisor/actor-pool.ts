@@ -1,0 +1,77 @@
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import type { ActorSpec, ActorTask, FromActor, ToActor } from './mailbox.js';
+
+/** The worker file next to this build: `.js` when built, `.ts` when run under tsx. */
+function workerFile(): string {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  return fileURLToPath(new URL(`../../workers/session-actor${ext}`, import.meta.url));
+}
+
+/** A running actor as the supervisor sees it: its mailbox and the task's outcome. */
+export interface ActorHandle {
+  send(msg: ToActor, transfer?: ArrayBuffer[]): void;
+  /** Resolves when the task ends normally; rejects when the actor's worker died. */
+  readonly task: Promise<unknown>;
+  close(): void;
+}
+
+/**
+ * The piscina pool of session actors: WORKER_THREADS threads, each running up to
+ * SESSIONS_PER_THREAD long-lived actor tasks. No AbortSignal is ever passed (piscina would
+ * run such a task alone on its thread): cancellation goes through the mailbox.
+ */
+export class ActorPool {
+  private readonly pool: Piscina;
+  private destroyed = false;
+
+  constructor(threads: number, sessionsPerThread: number) {
+    this.pool = new Piscina({
+      filename: workerFile(),
+      minThreads: threads,
+      maxThreads: threads,
+      concurrentTasksPerWorker: sessionsPerThread,
+      idleTimeout: Number.MAX_SAFE_INTEGER,
+      maxQueue: Infinity,
+      // Workers inherit no argv/env beyond what Node gives them; secrets are never read there.
+    });
+    // A worker that dies is reported through its tasks' rejections; never crash on the event.
+    this.pool.on('error', () => {});
+  }
+
+  get threads(): number {
+    return this.pool.threads.length;
+  }
+
+  start(spec: ActorSpec, onMessage: (m: FromActor) => void): ActorHandle {
+    const { port1, port2 } = new MessageChannel();
+    port2.on('message', onMessage);
+    const transfer: ArrayBuffer[] = [];
+    if (spec.initialRing) transfer.push(spec.initialRing.buffer as ArrayBuffer);
+    const task: ActorTask = { port: port1, spec };
+    const run = this.pool.run(task, { transferList: [port1 as unknown as ArrayBuffer, ...transfer] });
+    const close = () => {
+      port2.removeAllListeners('message');
+      port2.close();
+    };
+    return {
+      send: (msg, t = []) => {
+        try {
+          (port2 as MessagePort).postMessage(msg, t);
+        } catch {
+          // Port already closed: the actor has ended.
+        }
+      },
+      task: run,
+      close,
+    };
+  }
+
+  /** Only call when no pty is alive (DESIGN §1). Safe to call twice. */
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    await this.pool.destroy();
+  }
+}

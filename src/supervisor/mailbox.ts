@@ -1,0 +1,65 @@
+/**
+ * The mailbox protocol between the supervisor (main thread) and a session actor (worker
+ * thread). One MessagePort per session; messages on it keep their order, which is what
+ * makes attach seamless: a replay answer arrives after every output frame it covers and
+ * before every frame it does not.
+ */
+
+/** What the actor needs to run one session. */
+export interface ActorSpec {
+  sessionId: string;
+  command: string;
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+  cols: number;
+  rows: number;
+  replayBytes: number;
+  consoleLogPath: string;
+  /** Output offset where this run starts (a restarted session continues its offsets). */
+  baseOffset: number;
+  /** Tail of the previous run's output, ending at baseOffset (restart). */
+  initialRing?: Uint8Array | undefined;
+  /** Fault-injection messages accepted (tests only). */
+  testHooks: boolean;
+}
+
+export type ToActor =
+  | { t: 'input'; data: string }
+  | { t: 'resize'; cols: number; rows: number }
+  | { t: 'signal'; signal: NodeJS.Signals }
+  | { t: 'kill'; reason: string }
+  | { t: 'replay'; reqId: number; since?: number | undefined }
+  | { t: 'ack'; offset: number }
+  | { t: 'fault'; kind: 'throw' | 'crash-worker' };
+
+export type FromActor =
+  | { t: 'spawned'; pid: number }
+  | { t: 'spawn_failed'; error: string }
+  /** `frame` is a ready-to-send UTF-8 JSON `output` frame, transferred (not copied). */
+  | { t: 'out'; offset: number; length: number; frame: Uint8Array }
+  | { t: 'replay'; reqId: number; offset: number; end: number; gap: boolean; frame: Uint8Array | null }
+  | { t: 'usage'; cpuMs: number; rssBytes: number }
+  | {
+      t: 'exit';
+      exitCode: number | null;
+      signal: string | null;
+      endOffset: number;
+      /** Tail of the output (kept by the supervisor for late attaches and restarts). */
+      ring: Uint8Array;
+      ringStart: number;
+      /** How the actor ended: on its own, through `kill`, or by a fault in the actor. */
+      cause: 'exit' | 'kill' | 'actor_error';
+      error?: string;
+    };
+
+/** What the piscina task receives. */
+export interface ActorTask {
+  port: MessagePort | import('node:worker_threads').MessagePort;
+  spec: ActorSpec;
+}
+
+/** Build the JSON text of an `output` frame without re-encoding `data` twice. */
+export function outputFrameText(sessionId: string, offset: number, data: string): string {
+  return `{"type":"output","sessionId":"${sessionId}","offset":${offset},"data":${JSON.stringify(data)}}`;
+}

@@ -1,0 +1,770 @@
+import { randomUUID } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config.js';
+import { AppError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
+import type { Bus } from '../bus/bus.js';
+import type { Metrics } from '../metrics.js';
+import { ensureWorkspace } from '../workspace/paths.js';
+import { signalAgent } from '../../workers/process-tree.js';
+import { ActorPool, type ActorHandle } from './actor-pool.js';
+import { buildAgentEnv } from './agent-env.js';
+import { outputFrameText, type FromActor } from './mailbox.js';
+import { PortAllocator } from './ports.js';
+import { commandAvailable, getProfile, type AgentProfile } from './profiles.js';
+import { isTerminal, type SessionRecord, type SessionStatus } from './session.js';
+import { AdmissionQueue } from './admission-queue.js';
+
+/** Acknowledge output to the actor every this many bytes (flow control, see session-actor). */
+const ACK_EVERY_BYTES = 256 * 1024;
+/** How long DELETE waits for the agent to exit before answering with the record as it is. */
+const KILL_WAIT_MS = 10_000;
+/** Rings of ended sessions kept in memory for late attaches; older ones fall back to console.log. */
+const ENDED_RINGS_KEPT = 64;
+/** Restart backoff: first delay, doubling up to the cap; reset after a stable run. */
+const RESTART_BASE_MS = 500;
+const RESTART_MAX_MS = 30_000;
+const RESTART_STABLE_MS = 60_000;
+
+/** Where the supervisor delivers a session's frames (the WebSocket layer implements it). */
+export interface Fanout {
+  session(sessionId: string, frame: Uint8Array | string): void;
+}
+
+export interface CreateSessionInput {
+  userId: string;
+  orgId: string;
+  projectName: string;
+  agent: string;
+  command?: string | string[] | undefined;
+  metadata?: Record<string, unknown> | undefined;
+  priority?: number | undefined;
+  cols?: number | undefined;
+  rows?: number | undefined;
+  token: string;
+}
+
+export interface ReplayResult {
+  offset: number;
+  end: number;
+  gap: boolean;
+  frame: Uint8Array | string | null;
+  status: SessionStatus;
+}
+
+export interface Limits {
+  maxConcurrentSessions: number;
+  maxQueue: number;
+  idleTimeoutMs: number;
+}
+
+interface Live {
+  actor: ActorHandle | undefined;
+  viewers: number;
+  lastActivity: number;
+  killReason: SessionStatus | undefined;
+  killMessage: string | undefined;
+  replays: Map<number, (r: ReplayResult) => void>;
+  ackedAt: number;
+  usage: { cpuMs: number; rssBytes: number; at: string } | undefined;
+  ring: { bytes: Uint8Array; start: number } | undefined;
+  spawnWaiter: ((ok: boolean) => void) | undefined;
+  exitWaiters: Array<() => void>;
+  restartTimer: NodeJS.Timeout | undefined;
+  startedAtMs: number;
+  /** Bumped on every (re)start so a late message of an old run is ignored. */
+  run: number;
+}
+
+export interface SupervisorDeps {
+  config: Config;
+  store: Store;
+  bus: Bus;
+  log: Logger;
+  metrics: Metrics;
+  profiles: Map<string, AgentProfile>;
+  serverEnv: Record<string, string | undefined>;
+  secrets: readonly string[];
+  serverUrl: () => string;
+}
+
+/**
+ * The supervisor owns the session registry and the scheduler: admission (cap, priority
+ * queue, pause), lifecycle (status machine, restart policy, boot recovery) and the job log.
+ * Actors own ptys; the supervisor talks to them only through their mailboxes.
+ */
+export class Supervisor {
+  private readonly records = new Map<string, SessionRecord>();
+  private readonly live = new Map<string, Live>();
+  private readonly queue = new AdmissionQueue();
+  private readonly ports: PortAllocator;
+  private readonly pool: ActorPool;
+  private readonly endedRings: string[] = [];
+  private fanout: Fanout = { session: () => {} };
+  private paused = false;
+  private closing = false;
+  private replaySeq = 0;
+  private admitting = false;
+  limits: Limits;
+
+  constructor(private readonly deps: SupervisorDeps) {
+    const c = deps.config;
+    this.ports = new PortAllocator(c.portRange[0], c.portRange[1]);
+    this.pool = new ActorPool(c.workerThreads, c.sessionsPerThread);
+    this.limits = { maxConcurrentSessions: c.maxConcurrentSessions, maxQueue: c.maxQueue, idleTimeoutMs: c.idleTimeoutMs };
+  }
+
+  setFanout(f: Fanout): void {
+    this.fanout = f;
+  }
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Boot recovery: load records; this node's sessions that were live are `lost` (restarted per profile). */
+  async recover(): Promise<void> {
+    const all = await this.deps.store.list<SessionRecord>('sessions');
+    const restart: SessionRecord[] = [];
+    for (const r of all) {
+      if (!r || typeof r.id !== 'string') continue;
+      r.outputOffset ??= 0;
+      this.records.set(r.id, r);
+      if (r.node === this.deps.config.nodeId && !isTerminal(r.status)) {
+        const was = r.status;
+        r.status = 'lost';
+        r.reason = `node restarted while the session was ${was}`;
+        r.endedAt = new Date().toISOString();
+        r.pid = null;
+        await this.persist(r);
+        await this.job(r, `marked lost at boot (was ${was})`);
+        this.deps.log.warn('session lost at boot', { sessionId: r.id, was });
+        const profile = this.deps.profiles.get(r.agent);
+        if (profile?.restart === 'always' && was !== 'queued') restart.push(r);
+      }
+    }
+    for (const r of restart) this.scheduleRestart(r, 0);
+  }
+
+  // ---- queries ---------------------------------------------------------------------------
+
+  get(id: string): SessionRecord | undefined {
+    return this.records.get(id);
+  }
+
+  list(filter: Partial<Pick<SessionRecord, 'userId' | 'orgId' | 'projectName' | 'status'>> = {}): SessionRecord[] {
+    const out: SessionRecord[] = [];
+    for (const r of this.records.values()) {
+      if (filter.userId !== undefined && r.userId !== filter.userId) continue;
+      if (filter.orgId !== undefined && r.orgId !== filter.orgId) continue;
+      if (filter.projectName !== undefined && r.projectName !== filter.projectName) continue;
+      if (filter.status !== undefined && r.status !== filter.status) continue;
+      out.push(r);
+    }
+    return out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+  }
+
+  /** The record as the API shows it: live fields filled in. */
+  view(r: SessionRecord): Record<string, unknown> {
+    const l = this.live.get(r.id);
+    const out: Record<string, unknown> = { ...r };
+    if (l) {
+      out.lastActivityAt = new Date(l.lastActivity).toISOString();
+      out.viewers = l.viewers;
+      if (l.usage) out.usage = l.usage;
+    } else out.viewers = 0;
+    if (r.status === 'queued') out.queuePosition = this.queue.position(r.id);
+    return out;
+  }
+
+  counts(): { running: number; starting: number; queued: number; total: number } {
+    let running = 0;
+    let starting = 0;
+    for (const r of this.records.values()) {
+      if (r.status === 'running') running++;
+      else if (r.status === 'starting') starting++;
+    }
+    return { running, starting, queued: this.queue.size, total: this.records.size };
+  }
+
+  lastActivity(id: string): number | undefined {
+    return this.live.get(id)?.lastActivity;
+  }
+
+  viewers(id: string): number {
+    return this.live.get(id)?.viewers ?? 0;
+  }
+
+  // ---- commands --------------------------------------------------------------------------
+
+  async create(input: CreateSessionInput): Promise<{ record: SessionRecord; queued: boolean }> {
+    if (this.closing) throw new AppError('SM_ERR_SHUTTING_DOWN');
+    const profile = getProfile(this.deps.profiles, input.agent);
+    if (!profile.command && input.command === undefined) {
+      throw new AppError('SM_ERR_VALIDATION', `Agent "${profile.name}" runs the request's "command": give one.`, { details: { field: 'command' } });
+    }
+    if (profile.command && !(await commandAvailable(profile.command, this.deps.serverEnv.PATH ?? ''))) {
+      throw new AppError('SM_ERR_AGENT_UNAVAILABLE', `Agent "${profile.name}" needs "${profile.command}", which is not installed here.`);
+    }
+    const admitNow = this.canAdmit();
+    if (!admitNow && this.queue.size >= this.limits.maxQueue) {
+      throw new AppError('SM_ERR_QUEUE_FULL', undefined, { details: { maxQueue: this.limits.maxQueue } });
+    }
+    const workspacePath = await ensureWorkspace(this.deps.config.workspaceBasePath, input.orgId, input.projectName, input.userId);
+    const now = new Date().toISOString();
+    const record: SessionRecord = {
+      id: randomUUID(),
+      userId: input.userId,
+      orgId: input.orgId,
+      projectName: input.projectName,
+      agent: profile.name,
+      type: profile.type,
+      command: profile.command ? null : (input.command ?? null),
+      priority: input.priority ?? 0,
+      metadata: input.metadata ?? {},
+      status: 'queued',
+      createdAt: now,
+      startedAt: null,
+      endedAt: null,
+      lastActivityAt: now,
+      exitCode: null,
+      signal: null,
+      reason: null,
+      pid: null,
+      port: null,
+      cols: input.cols ?? 80,
+      rows: input.rows ?? 24,
+      node: this.deps.config.nodeId,
+      workspacePath,
+      restarts: 0,
+      outputOffset: 0,
+    };
+    this.records.set(record.id, record);
+    this.tokens.set(record.id, input.token);
+    await this.persist(record);
+    await this.job(record, 'created');
+    void this.event(record, 'session:created');
+    if (admitNow) {
+      await this.start(record);
+      return { record, queued: false };
+    }
+    this.queue.push(record);
+    this.deps.metrics.setQueued(this.queue.size);
+    return { record, queued: true };
+  }
+
+  /** Builders' tokens by session, passed to the agent as SESSION_TOKEN (kept in memory only). */
+  private readonly tokens = new Map<string, string>();
+
+  input(id: string, data: string): void {
+    const l = this.requireLive(id);
+    l.lastActivity = Date.now();
+    l.actor!.send({ t: 'input', data });
+  }
+
+  resize(id: string, cols: number, rows: number): void {
+    const l = this.requireLive(id);
+    const r = this.records.get(id)!;
+    r.cols = cols;
+    r.rows = rows;
+    l.actor!.send({ t: 'resize', cols, rows });
+  }
+
+  signal(id: string, signal: NodeJS.Signals): void {
+    const l = this.requireLive(id);
+    l.lastActivity = Date.now();
+    l.actor!.send({ t: 'signal', signal });
+  }
+
+  /** Test hook: make an actor throw or its worker die. */
+  fault(id: string, kind: 'throw' | 'crash-worker'): void {
+    this.requireLive(id).actor!.send({ t: 'fault', kind });
+  }
+
+  /**
+   * End a session: `killed` through the API, `idle_terminated` by the reaper. Queued
+   * sessions leave the queue. Resolves with the record once the agent has exited (or after
+   * KILL_WAIT_MS). Ended sessions are returned unchanged.
+   */
+  async terminate(id: string, as: 'killed' | 'idle_terminated', message?: string): Promise<SessionRecord> {
+    const r = this.records.get(id);
+    if (!r) throw new AppError('SM_ERR_SESSION_NOT_FOUND');
+    if (r.status === 'queued') {
+      this.queue.remove(id);
+      this.deps.metrics.setQueued(this.queue.size);
+      await this.setEnded(r, as, message ?? 'removed from the queue');
+      return r;
+    }
+    const l = this.live.get(id);
+    if (l?.restartTimer && isTerminal(r.status)) {
+      clearTimeout(l.restartTimer);
+      l.restartTimer = undefined;
+      return r;
+    }
+    if (isTerminal(r.status) || !l?.actor) return r;
+    l.killReason ??= as;
+    l.killMessage ??= message;
+    const exited = new Promise<void>((resolve) => l.exitWaiters.push(resolve));
+    if (r.status === 'starting') {
+      // Kill as soon as it has spawned; the spawn waiter runs first.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    l.actor.send({ t: 'kill', reason: as });
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, KILL_WAIT_MS).unref())]);
+    return r;
+  }
+
+  /** Count viewers (the idle reaper spares sessions with one). */
+  viewerJoined(id: string): void {
+    const l = this.live.get(id);
+    if (l) l.viewers++;
+  }
+
+  viewerLeft(id: string): void {
+    const l = this.live.get(id);
+    if (l && l.viewers > 0) {
+      l.viewers--;
+      if (l.viewers === 0) l.lastActivity = Math.max(l.lastActivity, Date.now());
+    }
+  }
+
+  /**
+   * Replay for an attach. `cb` runs inside the mailbox's message handler, before any later
+   * output frame is delivered, so the caller can send the replay and subscribe the viewer
+   * with no hole and no repeat.
+   */
+  replay(id: string, since: number | undefined, cb: (r: ReplayResult) => void): void {
+    const r = this.records.get(id);
+    if (!r) throw new AppError('SM_ERR_SESSION_NOT_FOUND');
+    const l = this.live.get(id);
+    if (l?.actor && !isTerminal(r.status) && r.status !== 'queued') {
+      const reqId = ++this.replaySeq;
+      l.replays.set(reqId, cb);
+      l.actor.send({ t: 'replay', reqId, since });
+      return;
+    }
+    if (l?.ring) {
+      cb(this.replayFromRing(r, l.ring, since));
+      return;
+    }
+    void this.replayFromConsoleLog(r, since).then(cb, () =>
+      cb({ offset: r.outputOffset, end: r.outputOffset, gap: since !== undefined && since < r.outputOffset, frame: null, status: r.status }),
+    );
+  }
+
+  private replayFromRing(r: SessionRecord, ring: { bytes: Uint8Array; start: number }, since: number | undefined): ReplayResult {
+    const end = ring.start + ring.bytes.length;
+    let from = since === undefined ? ring.start : Math.min(Math.max(since, ring.start), end);
+    const gap = since !== undefined && since < ring.start;
+    let bytes = ring.bytes.subarray(from - ring.start);
+    while (bytes.length && (bytes[0]! & 0xc0) === 0x80) {
+      bytes = bytes.subarray(1);
+      from++;
+    }
+    const frame = bytes.length ? outputFrameText(r.id, from, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8')) : null;
+    return { offset: from, end, gap, frame, status: r.status };
+  }
+
+  private async replayFromConsoleLog(r: SessionRecord, since: number | undefined): Promise<ReplayResult> {
+    const file = path.join(this.deps.config.dataDir, 'sessions', r.id, 'console.log');
+    const fh = await open(file, 'r');
+    try {
+      const size = (await fh.stat()).size;
+      const take = Math.min(size, this.deps.config.replayBytes);
+      const buf = Buffer.alloc(take);
+      await fh.read(buf, 0, take, size - take);
+      const end = r.outputOffset;
+      return this.replayFromRing(r, { bytes: buf, start: Math.max(0, end - take) }, since);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  // ---- scheduler -------------------------------------------------------------------------
+
+  private canAdmit(): boolean {
+    if (this.paused || this.closing) return false;
+    const c = this.counts();
+    return c.running + c.starting < this.limits.maxConcurrentSessions;
+  }
+
+  /** Admit queued sessions while there is room: priority first, then age. */
+  private async admit(): Promise<void> {
+    if (this.admitting) return;
+    this.admitting = true;
+    try {
+      while (this.queue.size > 0 && this.canAdmit()) {
+        const next = this.queue.shift()!;
+        this.deps.metrics.setQueued(this.queue.size);
+        if (next.status !== 'queued') continue;
+        await this.start(next);
+      }
+    } finally {
+      this.admitting = false;
+    }
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    void this.admit();
+  }
+
+  setLimits(l: Partial<Limits>): Limits {
+    this.limits = { ...this.limits, ...l };
+    void this.admit();
+    return this.limits;
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------
+
+  private requireLive(id: string): Live {
+    const r = this.records.get(id);
+    if (!r) throw new AppError('SM_ERR_SESSION_NOT_FOUND');
+    const l = this.live.get(id);
+    if (r.status !== 'running' || !l?.actor) throw new AppError('SM_ERR_SESSION_NOT_RUNNING', `The session is ${r.status}.`);
+    return l;
+  }
+
+  private liveFor(id: string): Live {
+    let l = this.live.get(id);
+    if (!l) {
+      l = {
+        actor: undefined,
+        viewers: 0,
+        lastActivity: Date.now(),
+        killReason: undefined,
+        killMessage: undefined,
+        replays: new Map(),
+        ackedAt: 0,
+        usage: undefined,
+        ring: undefined,
+        spawnWaiter: undefined,
+        exitWaiters: [],
+        restartTimer: undefined,
+        startedAtMs: 0,
+        run: 0,
+      };
+      this.live.set(id, l);
+    }
+    return l;
+  }
+
+  private commandLine(r: SessionRecord, profile: AgentProfile): { command: string; args: string[] } {
+    if (profile.command) return { command: profile.command, args: profile.args };
+    const c = r.command;
+    if (Array.isArray(c)) return { command: c[0]!, args: [...c.slice(1), ...profile.args] };
+    return { command: 'sh', args: ['-c', String(c)] };
+  }
+
+  /** Spawn the actor for a record (new or restarted) and wait until the pty runs or fails. */
+  private async start(r: SessionRecord, initialRing?: Uint8Array): Promise<void> {
+    const t0 = performance.now();
+    const profile = this.deps.profiles.get(r.agent);
+    const l = this.liveFor(r.id);
+    const run = ++l.run;
+    l.killReason = undefined;
+    l.killMessage = undefined;
+    l.ring = undefined;
+    l.ackedAt = r.outputOffset;
+    r.status = 'starting';
+    r.exitCode = null;
+    r.signal = null;
+    r.reason = null;
+    r.endedAt = null;
+    if (!profile) {
+      await this.setEnded(r, 'failed', `agent profile "${r.agent}" no longer exists`);
+      return;
+    }
+    const port = this.ports.allocate();
+    if (port === undefined) {
+      await this.setEnded(r, 'failed', 'no free port in PORT_RANGE');
+      return;
+    }
+    r.port = port;
+    const { command, args } = this.commandLine(r, profile);
+    const cwd = profile.cwd ? path.resolve(r.workspacePath, profile.cwd) : r.workspacePath;
+    const env = buildAgentEnv(
+      this.deps.config,
+      this.deps.serverEnv,
+      this.deps.secrets,
+      {
+        sessionId: r.id,
+        token: this.tokens.get(r.id) ?? '',
+        workspaceDir: r.workspacePath,
+        orgId: r.orgId,
+        projectName: r.projectName,
+        port,
+        profileEnv: profile.env,
+      },
+      this.deps.serverUrl(),
+    );
+    const spawned = new Promise<boolean>((resolve) => (l.spawnWaiter = resolve));
+    const actor = this.pool.start(
+      {
+        sessionId: r.id,
+        command,
+        args,
+        cwd,
+        env,
+        cols: r.cols,
+        rows: r.rows,
+        replayBytes: this.deps.config.replayBytes,
+        consoleLogPath: path.join(this.deps.config.dataDir, 'sessions', r.id, 'console.log'),
+        baseOffset: r.outputOffset,
+        initialRing,
+        testHooks: this.deps.config.testHooks,
+      },
+      (m) => {
+        if (l.run === run) this.onActorMessage(r, l, m);
+      },
+    );
+    l.actor = actor;
+    actor.task.then(
+      () => {
+        // Normal end: the `exit` message (same mailbox as the output) finalizes the session.
+      },
+      (err: unknown) => {
+        if (l.run === run) void this.onActorDied(r, l, err);
+      },
+    );
+    const ok = await spawned;
+    if (ok) this.deps.metrics.observeSpawn((performance.now() - t0) / 1000);
+  }
+
+  private onActorMessage(r: SessionRecord, l: Live, m: FromActor): void {
+    switch (m.t) {
+      case 'out': {
+        l.lastActivity = Date.now();
+        r.outputOffset = m.offset + m.length;
+        this.fanout.session(r.id, m.frame);
+        if (r.outputOffset - l.ackedAt >= ACK_EVERY_BYTES) {
+          l.ackedAt = r.outputOffset;
+          l.actor?.send({ t: 'ack', offset: r.outputOffset });
+        }
+        break;
+      }
+      case 'replay': {
+        const cb = l.replays.get(m.reqId);
+        l.replays.delete(m.reqId);
+        cb?.({ offset: m.offset, end: m.end, gap: m.gap, frame: m.frame, status: r.status });
+        break;
+      }
+      case 'spawned': {
+        r.pid = m.pid;
+        r.status = 'running';
+        r.startedAt = new Date().toISOString();
+        l.startedAtMs = Date.now();
+        l.lastActivity = Date.now();
+        l.spawnWaiter?.(true);
+        l.spawnWaiter = undefined;
+        this.deps.metrics.setRunning(this.counts().running);
+        void this.persist(r);
+        void this.job(r, r.restarts ? `restarted (${r.restarts})` : 'started');
+        this.statusChanged(r);
+        break;
+      }
+      case 'spawn_failed': {
+        l.actor?.close();
+        l.actor = undefined;
+        this.ports.release(r.port);
+        void this.setEnded(r, 'failed', m.error).then(() => {
+          l.spawnWaiter?.(false);
+          l.spawnWaiter = undefined;
+        });
+        break;
+      }
+      case 'usage':
+        l.usage = { cpuMs: m.cpuMs, rssBytes: m.rssBytes, at: new Date().toISOString() };
+        break;
+      case 'exit':
+        void this.onExit(r, l, m);
+        break;
+    }
+  }
+
+  private async onExit(r: SessionRecord, l: Live, m: Extract<FromActor, { t: 'exit' }>): Promise<void> {
+    l.actor?.close();
+    l.actor = undefined;
+    l.run++;
+    this.ports.release(r.port);
+    r.outputOffset = m.endOffset;
+    r.exitCode = m.exitCode;
+    r.signal = m.signal;
+    l.ring = { bytes: m.ring, start: m.ringStart };
+    this.rememberRing(r.id);
+    let status: SessionStatus;
+    let reason: string;
+    if (m.cause === 'actor_error') {
+      status = 'crashed';
+      reason = `actor error: ${m.error ?? 'unknown'}`;
+    } else if (l.killReason) {
+      status = l.killReason;
+      reason = l.killMessage ?? (status === 'idle_terminated' ? 'idle timeout' : 'terminated through the API');
+    } else if (r.type === 'one_off') {
+      status = 'exited';
+      reason = m.signal ? `ended by ${m.signal}` : `exited with code ${m.exitCode}`;
+    } else if (m.signal) {
+      status = 'crashed';
+      reason = `agent ended by ${m.signal}`;
+    } else {
+      status = 'exited';
+      reason = `exited with code ${m.exitCode}`;
+    }
+    for (const [, cb] of l.replays) cb(this.replayFromRing(r, l.ring, undefined));
+    l.replays.clear();
+    await this.setEnded(r, status, reason);
+    this.applyRestartPolicy(r, l);
+  }
+
+  /** The actor's worker died: the task rejected without an `exit`. Reap the agent from here. */
+  private async onActorDied(r: SessionRecord, l: Live, err: unknown): Promise<void> {
+    l.actor?.close();
+    l.actor = undefined;
+    l.run++;
+    if (r.pid) await signalAgent(r.pid, 'SIGKILL').catch(() => 0);
+    this.ports.release(r.port);
+    for (const [, cb] of l.replays) cb({ offset: r.outputOffset, end: r.outputOffset, gap: true, frame: null, status: 'crashed' });
+    l.replays.clear();
+    const wasStarting = l.spawnWaiter !== undefined;
+    const message = err instanceof Error ? err.message : String(err);
+    this.deps.log.error('session actor died', { sessionId: r.id, error: message });
+    await this.setEnded(r, wasStarting ? 'failed' : 'crashed', `worker died: ${message}`);
+    l.spawnWaiter?.(false);
+    l.spawnWaiter = undefined;
+    this.applyRestartPolicy(r, l);
+  }
+
+  private rememberRing(id: string): void {
+    this.endedRings.push(id);
+    while (this.endedRings.length > ENDED_RINGS_KEPT) {
+      const old = this.endedRings.shift()!;
+      const ol = this.live.get(old);
+      if (ol && !ol.actor && ol.viewers === 0 && !ol.restartTimer) this.live.delete(old);
+      else if (ol) ol.ring = undefined;
+    }
+  }
+
+  private async setEnded(r: SessionRecord, status: SessionStatus, reason: string): Promise<void> {
+    r.status = status;
+    r.reason = reason;
+    r.endedAt = new Date().toISOString();
+    r.port = null;
+    const l = this.live.get(r.id);
+    if (l) {
+      r.lastActivityAt = new Date(l.lastActivity).toISOString();
+      for (const w of l.exitWaiters.splice(0)) w();
+    }
+    this.deps.metrics.setRunning(this.counts().running);
+    await this.persist(r);
+    await this.job(r, reason);
+    this.fanout.session(
+      r.id,
+      JSON.stringify({ type: 'exit', sessionId: r.id, exitCode: r.exitCode, signal: r.signal, reason: r.reason, status }),
+    );
+    this.statusChanged(r);
+    this.deps.log.info('session ended', { sessionId: r.id, status, reason });
+    if (!this.closing) void this.admit();
+  }
+
+  private applyRestartPolicy(r: SessionRecord, l: Live): void {
+    if (this.closing) return;
+    const profile = this.deps.profiles.get(r.agent);
+    if (!profile || r.type !== 'long_running') return;
+    const failed = r.status === 'crashed' || (r.status === 'exited' && r.exitCode !== 0);
+    const wanted =
+      (profile.restart === 'always' && (r.status === 'crashed' || r.status === 'exited')) || (profile.restart === 'on-failure' && failed);
+    if (!wanted) return;
+    const stable = l.startedAtMs && Date.now() - l.startedAtMs > RESTART_STABLE_MS;
+    const attempt = stable ? 0 : r.restarts;
+    this.scheduleRestart(r, Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** attempt));
+  }
+
+  private scheduleRestart(r: SessionRecord, delayMs: number): void {
+    const l = this.liveFor(r.id);
+    this.deps.log.info('session restart scheduled', { sessionId: r.id, delayMs, restarts: r.restarts + 1 });
+    l.restartTimer = setTimeout(() => {
+      l.restartTimer = undefined;
+      if (this.closing || !isTerminal(r.status)) return;
+      r.restarts++;
+      const ring = l.ring && l.ring.start + l.ring.bytes.length === r.outputOffset ? l.ring.bytes.slice() : undefined;
+      void this.start(r, ring);
+    }, delayMs);
+    l.restartTimer.unref();
+  }
+
+  private statusChanged(r: SessionRecord): void {
+    this.fanout.session(r.id, JSON.stringify({ type: 'status', sessionId: r.id, status: r.status }));
+    void this.event(r, 'session:updated');
+  }
+
+  private async event(r: SessionRecord, name: string): Promise<void> {
+    try {
+      await this.deps.bus.publish(`org:${r.orgId}`, name, this.view(r));
+    } catch (err) {
+      this.deps.log.warn('bus publish failed', { error: err as Error });
+    }
+  }
+
+  private async persist(r: SessionRecord): Promise<void> {
+    try {
+      await this.deps.store.put('sessions', r.id, r);
+    } catch (err) {
+      this.deps.log.error('could not persist session', { sessionId: r.id, error: err as Error });
+    }
+  }
+
+  private async job(r: SessionRecord, message: string): Promise<void> {
+    try {
+      await this.deps.store.append('jobs', {
+        id: randomUUID(),
+        sessionId: r.id,
+        orgId: r.orgId,
+        userId: r.userId,
+        projectName: r.projectName,
+        agent: r.agent,
+        type: r.type,
+        status: r.status,
+        exitCode: r.exitCode,
+        at: new Date().toISOString(),
+        message,
+      });
+    } catch (err) {
+      this.deps.log.error('could not append to the job log', { sessionId: r.id, error: err as Error });
+    }
+  }
+
+  // ---- shutdown --------------------------------------------------------------------------
+
+  /**
+   * Stop every session within `deadlineMs`: kill through the mailbox, then SIGKILL what is
+   * left from here; only then destroy the pool (no live pty). Safe to call twice.
+   */
+  async close(deadlineMs = 3000): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    for (const l of this.live.values()) if (l.restartTimer) clearTimeout(l.restartTimer);
+    for (const q of this.queue.drain()) await this.setEnded(q, 'killed', 'server shutdown');
+    const live = [...this.records.values()].filter((r) => r.status === 'running' || r.status === 'starting');
+    const waits = live.map((r) => this.terminate(r.id, 'killed', 'server shutdown'));
+    await Promise.race([Promise.all(waits), new Promise((resolve) => setTimeout(resolve, deadlineMs))]);
+    for (const r of live) {
+      if (!isTerminal(r.status) && r.pid) await signalAgent(r.pid, 'SIGKILL').catch(() => 0);
+    }
+    // Give the actors a moment to observe the exits and resolve their tasks.
+    await Promise.race([
+      Promise.all(live.map((r) => this.live.get(r.id)?.actor?.task.catch(() => {}))),
+      new Promise((resolve) => setTimeout(resolve, 1000)),
+    ]);
+    await this.pool.destroy().catch(() => {});
+  }
+}

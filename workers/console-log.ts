@@ -1,0 +1,60 @@
+import { open, rename, mkdir, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+
+/** Rotate console.log to console.log.1 past this size: enough for `logs`, bounded on disk. */
+export const CONSOLE_LOG_MAX_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Append-only console.log of a session's output, written in order through one promise
+ * chain. Rotation keeps one previous file. Failures (disk full) are counted, never thrown
+ * into the pty path: the terminal stream matters more than its log.
+ */
+export class ConsoleLog {
+  private fh: Promise<FileHandle | undefined>;
+  private chain: Promise<void> = Promise.resolve();
+  private size = 0;
+  failures = 0;
+
+  constructor(private readonly file: string) {
+    this.fh = this.openFile();
+  }
+
+  private async openFile(): Promise<FileHandle | undefined> {
+    try {
+      await mkdir(path.dirname(this.file), { recursive: true });
+      const fh = await open(this.file, 'a', 0o600);
+      this.size = (await fh.stat()).size;
+      return fh;
+    } catch {
+      this.failures++;
+      return undefined;
+    }
+  }
+
+  write(bytes: Uint8Array): void {
+    this.chain = this.chain.then(async () => {
+      try {
+        let fh = await this.fh;
+        if (!fh) return;
+        if (this.size + bytes.length > CONSOLE_LOG_MAX_BYTES && this.size > 0) {
+          await fh.close();
+          await rename(this.file, this.file + '.1');
+          this.fh = this.openFile();
+          fh = await this.fh;
+          if (!fh) return;
+        }
+        await fh.write(bytes);
+        this.size += bytes.length;
+      } catch {
+        this.failures++;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.chain;
+    const fh = await this.fh;
+    await fh?.close().catch(() => {});
+    this.fh = Promise.resolve(undefined);
+  }
+}

@@ -1,0 +1,95 @@
+import { readdir, readFile } from 'node:fs/promises';
+
+interface ProcInfo {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+}
+
+async function readProcs(): Promise<ProcInfo[]> {
+  const names = await readdir('/proc').catch(() => [] as string[]);
+  const out: ProcInfo[] = [];
+  await Promise.all(
+    names
+      .filter((n) => /^\d+$/.test(n))
+      .map(async (n) => {
+        try {
+          const stat = await readFile(`/proc/${n}/stat`, 'utf8');
+          // Field 2 (comm) may hold spaces and parens: parse after the last ')'.
+          const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          out.push({ pid: Number(n), ppid: Number(rest[1]), pgid: Number(rest[2]), sid: Number(rest[3]) });
+        } catch {
+          // The process ended while we looked.
+        }
+      }),
+  );
+  return out;
+}
+
+/**
+ * Every process that belongs to an agent: its terminal session (the agent is a session
+ * leader, so its sid is its pid — job-control process groups included) and any descendant
+ * that left the session (setsid) while its parent was still alive.
+ */
+export async function agentProcesses(leaderPid: number): Promise<number[]> {
+  const procs = await readProcs();
+  const found = new Set<number>();
+  for (const p of procs) if (p.sid === leaderPid || p.pgid === leaderPid || p.pid === leaderPid) found.add(p.pid);
+  const children = new Map<number, number[]>();
+  for (const p of procs) {
+    const list = children.get(p.ppid);
+    if (list) list.push(p.pid);
+    else children.set(p.ppid, [p.pid]);
+  }
+  const stack = [...found];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    for (const c of children.get(pid) ?? []) {
+      if (!found.has(c)) {
+        found.add(c);
+        stack.push(c);
+      }
+    }
+  }
+  found.delete(process.pid);
+  return [...found];
+}
+
+/** Send a signal to every process of an agent. Returns how many were signalled. */
+export async function signalAgent(leaderPid: number, signal: NodeJS.Signals): Promise<number> {
+  const pids = await agentProcesses(leaderPid);
+  let n = 0;
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+      n++;
+    } catch {
+      // Already gone.
+    }
+  }
+  try {
+    process.kill(-leaderPid, signal);
+  } catch {
+    // No such group any more.
+  }
+  return n;
+}
+
+/** Resident set (bytes) and CPU time (ms) of one process, from /proc. */
+export async function processUsage(pid: number): Promise<{ rssBytes: number; cpuMs: number } | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields after comm: index 11 = utime, 12 = stime (clock ticks), 21 = rss (pages).
+    const ticks = Number(rest[11]) + Number(rest[12]);
+    const rssPages = Number(rest[21]);
+    return { cpuMs: Math.round((ticks * 1000) / CLOCK_TICKS_PER_S), rssBytes: rssPages * PAGE_SIZE };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Linux defaults (sysconf(_SC_CLK_TCK), page size) on x86_64 and arm64. */
+const CLOCK_TICKS_PER_S = 100;
+const PAGE_SIZE = 4096;

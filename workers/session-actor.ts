@@ -1,0 +1,290 @@
+/**
+ * Session actor: one long-running piscina task per session. It owns the session's pty,
+ * replay ring and console.log; it talks to the supervisor only through its MessagePort.
+ * The task resolves after the agent has exited, its trailing output has been sent and the
+ * console log is flushed. Rules (DESIGN §1): never process.exit here; never rely on
+ * worker termination to end a pty — kill the process tree and await its exit.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { outputFrameText, type ActorTask, type FromActor, type ToActor } from '../src/supervisor/mailbox.js';
+import { launchPty, type PtyExit, type PtyProcess } from './pty-process.js';
+import { ReplayRing, alignToCharStart } from './replay-ring.js';
+import { ConsoleLog } from './console-log.js';
+import { processUsage } from './process-tree.js';
+
+/** Flush output at most this long after the first byte of a burst: latency vs. message count. */
+const COALESCE_MS = 4;
+/** ... or as soon as this much is pending (DESIGN §1: "a few ms or 64 KiB"). */
+const COALESCE_BYTES = 64 * 1024;
+/** Pause the pty when the supervisor is this far behind in acknowledging output... */
+const FLOW_HIGH_BYTES = 8 * 1024 * 1024;
+/** ...and resume it once it is this close again (VS Code's pty-host pattern). */
+const FLOW_LOW_BYTES = 2 * 1024 * 1024;
+/** A killed agent gets this long after SIGHUP/SIGTERM before SIGKILL. */
+const KILL_GRACE_MS = 2000;
+/** How often per-session CPU and RSS are sampled for metrics. */
+const USAGE_SAMPLE_MS = 5000;
+
+/** Every live actor of this worker thread, so a fatal worker error can kill their ptys first. */
+const liveActors = new Set<SessionActor>();
+
+class SessionActor {
+  private pty: PtyProcess | undefined;
+  private readonly ring: ReplayRing;
+  private readonly log: ConsoleLog;
+  private offset: number;
+  private acked: number;
+  private paused = false;
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private flushImmediate: NodeJS.Immediate | undefined;
+  private lastFlushAt = 0;
+  private usageTimer: NodeJS.Timeout | undefined;
+  private killTimer: NodeJS.Timeout | undefined;
+  private cause: 'exit' | 'kill' | 'actor_error' = 'exit';
+  private error: string | undefined;
+  private done!: (value: void) => void;
+  readonly finished: Promise<void>;
+  private exitInfo: PtyExit | undefined;
+
+  constructor(private readonly port: MessagePort, private readonly task: ActorTask['spec']) {
+    this.offset = task.baseOffset;
+    this.acked = task.baseOffset;
+    this.ring = new ReplayRing(task.replayBytes, task.baseOffset, task.initialRing);
+    this.log = new ConsoleLog(task.consoleLogPath);
+    this.finished = new Promise((resolve) => (this.done = resolve));
+  }
+
+  private post(msg: FromActor, transfer: ArrayBuffer[] = []): void {
+    try {
+      this.port.postMessage(msg, transfer);
+    } catch {
+      // The supervisor closed the port: nothing left to tell.
+    }
+  }
+
+  async start(): Promise<void> {
+    const s = this.task;
+    const res = await launchPty({ command: s.command, args: s.args, cwd: s.cwd, env: s.env, cols: s.cols, rows: s.rows });
+    if (!res.ok) {
+      this.post({ t: 'spawn_failed', error: res.error });
+      this.port.close();
+      this.done();
+      return;
+    }
+    const p = res.pty;
+    this.pty = p;
+    liveActors.add(this);
+    p.onData((d) => this.onData(d));
+    p.onExit((e) => void this.onExit(e));
+    this.port.on('message', (m: ToActor) => {
+      try {
+        this.onMessage(m);
+      } catch (err) {
+        void this.fail(err);
+      }
+    });
+    this.usageTimer = setInterval(() => void this.sampleUsage(), USAGE_SAMPLE_MS);
+    this.usageTimer.unref();
+    this.post({ t: 'spawned', pid: p.pid });
+  }
+
+  private onMessage(m: ToActor): void {
+    const p = this.pty!;
+    switch (m.t) {
+      case 'input':
+        p.write(m.data);
+        break;
+      case 'resize':
+        p.resize(m.cols, m.rows);
+        break;
+      case 'signal':
+        p.signal(m.signal);
+        break;
+      case 'kill':
+        this.cause = 'kill';
+        void this.killTree();
+        break;
+      case 'replay':
+        this.replay(m.reqId, m.since);
+        break;
+      case 'ack':
+        this.acked = Math.max(this.acked, m.offset);
+        if (this.paused && this.offset - this.acked <= FLOW_LOW_BYTES) {
+          this.paused = false;
+          p.resume();
+        }
+        break;
+      case 'fault':
+        if (!this.task.testHooks) break;
+        if (m.kind === 'throw') throw new Error('injected actor fault');
+        if (m.kind === 'crash-worker') {
+          setImmediate(() => {
+            throw new Error('injected worker crash');
+          });
+        }
+        break;
+    }
+  }
+
+  private onData(d: string): void {
+    this.pending.push(d);
+    this.pendingBytes += Buffer.byteLength(d);
+    if (this.pendingBytes >= COALESCE_BYTES) {
+      this.flush();
+      return;
+    }
+    if (this.flushTimer || this.flushImmediate) return;
+    const since = performance.now() - this.lastFlushAt;
+    // First bytes after a quiet spell go out on the next turn (interactive echo);
+    // within a burst, wait the rest of the window to batch.
+    if (since >= COALESCE_MS) this.flushImmediate = setImmediate(() => this.flush());
+    else this.flushTimer = setTimeout(() => this.flush(), COALESCE_MS - since);
+  }
+
+  private flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.flushImmediate) clearImmediate(this.flushImmediate);
+    this.flushTimer = undefined;
+    this.flushImmediate = undefined;
+    if (this.pending.length === 0) return;
+    const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join('');
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.lastFlushAt = performance.now();
+    const bytes = Buffer.from(text, 'utf8');
+    const offset = this.offset;
+    this.offset += bytes.length;
+    this.ring.push(bytes);
+    this.log.write(bytes);
+    const frameText = outputFrameText(this.task.sessionId, offset, text);
+    // A non-pooled buffer, so its ArrayBuffer can be transferred instead of copied.
+    const frame = Buffer.allocUnsafeSlow(Buffer.byteLength(frameText));
+    frame.write(frameText, 'utf8');
+    this.post({ t: 'out', offset, length: bytes.length, frame }, [frame.buffer as ArrayBuffer]);
+    if (!this.paused && this.offset - this.acked > FLOW_HIGH_BYTES && this.pty && !this.pty.exited) {
+      this.paused = true;
+      this.pty.pause();
+    }
+  }
+
+  private replay(reqId: number, since: number | undefined): void {
+    this.flush();
+    const start = this.ring.start;
+    const end = this.ring.end;
+    let from = since === undefined ? start : Math.min(Math.max(since, start), end);
+    const gap = since !== undefined && since < start;
+    let bytes = this.ring.slice(from);
+    const skip = alignToCharStart(bytes);
+    if (skip) {
+      bytes = bytes.subarray(skip);
+      from += skip;
+    }
+    let frame: Uint8Array | null = null;
+    const transfer: ArrayBuffer[] = [];
+    if (bytes.length > 0) {
+      const text = outputFrameText(this.task.sessionId, from, bytes.toString('utf8'));
+      const b = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
+      b.write(text, 'utf8');
+      frame = b;
+      transfer.push(b.buffer as ArrayBuffer);
+    }
+    this.post({ t: 'replay', reqId, offset: from, end, gap, frame }, transfer);
+  }
+
+  private async sampleUsage(): Promise<void> {
+    if (!this.pty || this.pty.exited) return;
+    const u = await processUsage(this.pty.pid);
+    if (u) this.post({ t: 'usage', cpuMs: u.cpuMs, rssBytes: u.rssBytes });
+  }
+
+  /** SIGHUP (a hung-up terminal) and SIGTERM to the whole tree, SIGKILL after a grace period. */
+  async killTree(): Promise<void> {
+    const p = this.pty;
+    if (!p || p.exited) return;
+    if (this.paused) {
+      this.paused = false;
+      p.resume();
+    }
+    await p.signalTree('SIGHUP');
+    await p.signalTree('SIGTERM');
+    if (!this.killTimer) {
+      this.killTimer = setTimeout(() => void p.signalTree('SIGKILL'), KILL_GRACE_MS);
+    }
+  }
+
+  /** Kill everything at once (worker-fatal path). */
+  async killNow(): Promise<void> {
+    const p = this.pty;
+    if (!p || p.exited) return;
+    await p.signalTree('SIGKILL');
+  }
+
+  private async fail(err: unknown): Promise<void> {
+    if (this.cause === 'actor_error') return;
+    this.cause = 'actor_error';
+    this.error = err instanceof Error ? err.message : String(err);
+    await this.killNow();
+  }
+
+  private async onExit(e: PtyExit): Promise<void> {
+    this.exitInfo = e;
+    if (this.killTimer) clearTimeout(this.killTimer);
+    if (this.usageTimer) clearInterval(this.usageTimer);
+    this.flush();
+    // Reap whatever the agent left behind in its session (background jobs, daemons).
+    if (this.pty) await this.pty.signalTree('SIGKILL');
+    await this.log.close();
+    const end = this.offset;
+    const ringStart = this.ring.start;
+    const ring = this.ring.slice(ringStart);
+    const ringCopy = new Uint8Array(ring.length);
+    ringCopy.set(ring);
+    const msg: FromActor = {
+      t: 'exit',
+      exitCode: e.exitCode,
+      signal: e.signal,
+      endOffset: end,
+      ring: ringCopy,
+      ringStart,
+      cause: this.cause,
+      ...(this.error ? { error: this.error } : {}),
+    };
+    this.post(msg, [ringCopy.buffer]);
+    liveActors.delete(this);
+    this.port.close();
+    this.done();
+  }
+
+  get exit(): PtyExit | undefined {
+    return this.exitInfo;
+  }
+}
+
+/**
+ * A fatal error in this worker (an exception no actor caught): kill every pty of the
+ * worker and wait for them to exit, then let the error end the thread. Ending a worker
+ * with live ptys can abort the whole process; ending it with none cannot.
+ */
+let fatal = false;
+process.on('uncaughtException', (err) => {
+  if (fatal) return;
+  fatal = true;
+  const actors = [...liveActors];
+  void Promise.all(actors.map((a) => a.killNow()))
+    .then(() => Promise.race([Promise.all(actors.map((a) => a.finished)), new Promise((r) => setTimeout(r, 3000))]))
+    .then(() => {
+      process.removeAllListeners('uncaughtException');
+      setImmediate(() => {
+        throw err;
+      });
+    });
+});
+
+export default async function runSession(task: ActorTask): Promise<{ ok: true }> {
+  const actor = new SessionActor(task.port as MessagePort, task.spec);
+  await actor.start();
+  await actor.finished;
+  return { ok: true };
+}
