@@ -18,6 +18,7 @@ import { Router } from './http/router.js';
 import { sessionRoutes } from './http/routes/sessions.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { EditorSockets } from './ws/editor-socket.js';
+import { registerFeatures } from './http/routes/features.js';
 
 /** Everything a route module may need; later features add their routes through it. */
 export interface ServerParts {
@@ -31,6 +32,12 @@ export interface ServerParts {
   router: Router;
   sockets: EditorSockets;
   app: TemplatedApp;
+  /** Run at shutdown after sessions stop and before the store closes, in registration order. */
+  onClose(fn: () => Promise<void> | void): void;
+  /** Extra readiness checks (e.g. Redis); each returns ok and a detail for /readyz. */
+  addReadyCheck(name: string, fn: () => Promise<boolean>): void;
+  /** The server's base URL (known once listening). */
+  url(): string;
 }
 
 export interface RunningServer {
@@ -72,7 +79,14 @@ export async function startServer(config: Config, env: Record<string, string | u
   const router = new Router();
   let closing = false;
   const sockets = new EditorSockets({ app, auth, supervisor, bus, log, metrics, maxBackpressure: config.wsMaxBackpressure, isClosing: () => closing });
-  const parts: ServerParts = { config, log, store, bus, auth, supervisor, metrics, router, sockets, app };
+  const closers: Array<() => Promise<void> | void> = [];
+  const readyChecks = new Map<string, () => Promise<boolean>>();
+  const parts: ServerParts = {
+    config, log, store, bus, auth, supervisor, metrics, router, sockets, app,
+    onClose: (fn) => closers.push(fn),
+    addReadyCheck: (name, fn) => readyChecks.set(name, fn),
+    url: () => url,
+  };
 
   sessionRoutes(router, supervisor, config.dataDir, config.testHooks);
   adminRoutes(router, {
@@ -80,8 +94,18 @@ export async function startServer(config: Config, env: Record<string, string | u
     store,
     metrics,
     auth,
-    ready: async () => ({ ok: !closing, checks: { store: store.kind, shuttingDown: closing } }),
+    ready: async () => {
+      const checks: Record<string, unknown> = { store: store.kind, shuttingDown: closing };
+      let ok = !closing;
+      for (const [name, fn] of readyChecks) {
+        const good = await fn().catch(() => false);
+        checks[name] = good;
+        ok &&= good;
+      }
+      return { ok, checks };
+    },
   });
+  await registerFeatures(parts);
 
   const authenticate = async (ctx: HttpContext, mode: 'user' | 'any'): Promise<Principal> => {
     const h = ctx.headers.authorization ?? '';
@@ -144,6 +168,13 @@ export async function startServer(config: Config, env: Record<string, string | u
       reaper.stop();
       sockets.closeAll();
       await supervisor.close();
+      for (const fn of closers) {
+        try {
+          await fn();
+        } catch (err) {
+          log.error('shutdown hook failed', { error: err as Error });
+        }
+      }
       await store.close();
       await bus.close();
       uWS.us_listen_socket_close(listenSocket);

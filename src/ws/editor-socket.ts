@@ -77,6 +77,25 @@ export class EditorSockets {
     return this.all.size;
   }
 
+  /** Live guest connections of one share link. */
+  guestCount(tokenId: string): number {
+    let n = 0;
+    for (const ws of this.all) if (ws.getUserData().principal?.scope?.tokenId === tokenId) n++;
+    return n;
+  }
+
+  /** Cut every guest of a share link at once (revocation): close code 4003. */
+  closeGuests(tokenId: string): number {
+    let n = 0;
+    for (const ws of [...this.all]) {
+      if (ws.getUserData().principal?.scope?.tokenId === tokenId) {
+        this.fatal(ws, 'SM_ERR_WS_REVOKED');
+        n++;
+      }
+    }
+    return n;
+  }
+
   private upgrade(res: HttpResponse, req: HttpRequest, ctx: us_socket_context_t): void {
     const q = new URLSearchParams(req.getQuery() ?? '');
     const key = req.getHeader('sec-websocket-key');

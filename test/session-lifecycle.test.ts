@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, startServer, until, type TestServer } from './helpers/server.js';
+import { Client } from './helpers/ws.js';
+
+let s: TestServer;
+let token: string;
+
+beforeAll(async () => {
+  s = await startServer();
+  token = await s.token({ sub: 'alice', orgId: 'acme' });
+});
+afterAll(async () => {
+  await s?.stop();
+});
+
+describe('session lifecycle', () => {
+  it('create → attach → input → output → resize → logs → DELETE → exit', async () => {
+    const created = await api(s, 'POST', '/api/sessions', { token, body: { orgId: 'acme', projectName: 'demo', agent: 'bash', cols: 100, rows: 30 } });
+    expect(created.status).toBe(201);
+    expect(created.body.status).toBe('running');
+    expect(created.body.workspacePath).toBe(`${s.workspaces}/acme/demo`);
+    const id = created.body.id as string;
+
+    const c = await Client.connect(s.wsUrl, { token });
+    const attached = await c.attach(id);
+    expect(attached).toMatchObject({ type: 'attached', sessionId: id, status: 'running' });
+    c.send({ type: 'input', sessionId: id, data: 'echo "sum=$((20+22))"\r' });
+    await c.waitForText(id, 'sum=42');
+
+    c.send({ type: 'resize', sessionId: id, cols: 132, rows: 40 });
+    c.send({ type: 'input', sessionId: id, data: 'stty size\r' });
+    await c.waitForText(id, '40 132');
+    expect((await api(s, 'GET', `/api/sessions/${id}`, { token })).body).toMatchObject({ cols: 132, rows: 40, viewers: 1 });
+
+    const viaRest = await api(s, 'POST', `/api/sessions/${id}/input`, { token, body: { data: 'echo rest-input-ok' } });
+    expect(viaRest.status).toBe(200);
+    await c.waitForText(id, 'rest-input-ok\r\n');
+
+    const resized = await api(s, 'POST', `/api/sessions/${id}/resize`, { token, body: { cols: 90, rows: 20 } });
+    expect(resized.status).toBe(200);
+
+    const logs = await until(async () => {
+      const r = await api(s, 'GET', `/api/sessions/${id}/logs?lines=50`, { token });
+      return r.text.includes('rest-input-ok') ? r : undefined;
+    }, 'logs to hold the output');
+    expect(logs.headers.get('content-type')).toMatch(/text\/plain/);
+
+    const killed = await api(s, 'DELETE', `/api/sessions/${id}`, { token });
+    expect(killed.status).toBe(200);
+    expect(killed.body.status).toBe('killed');
+    const exit = await c.next((f) => f.type === 'exit' && f.sessionId === id, 'exit frame');
+    expect(exit.reason).toMatch(/API/);
+    expect(c.errors).toEqual([]);
+    const pid = killed.body.pid as number;
+    expect(() => process.kill(pid, 0)).toThrow();
+    c.close();
+  });
+
+  it('a one-off script session exits with its code and appears in the job log', async () => {
+    const created = await api(s, 'POST', '/api/sessions', { token, body: { orgId: 'acme', projectName: 'jobs', agent: 'script', command: 'echo one-off-out; exit 7' } });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    const done = await until(async () => {
+      const r = await api(s, 'GET', `/api/sessions/${id}`, { token });
+      return r.body.status === 'exited' ? r.body : undefined;
+    }, 'script to exit');
+    expect(done.exitCode).toBe(7);
+    expect(done.type).toBe('one_off');
+    const argv = await api(s, 'POST', '/api/sessions', { token, body: { orgId: 'acme', projectName: 'jobs', agent: 'script', command: ['sh', '-c', 'exit 0'] } });
+    expect(argv.status).toBe(201);
+    const jobs = await api(s, 'GET', '/api/jobs?limit=50', { token });
+    expect(jobs.status).toBe(200);
+    const mine = jobs.body.items.filter((j: any) => j.sessionId === id);
+    expect(mine.map((j: any) => j.status)).toEqual(['exited', 'running', 'queued']);
+    expect(mine[0]).toMatchObject({ exitCode: 7, orgId: 'acme' });
+    const logs = await api(s, 'GET', `/api/sessions/${id}/logs`, { token });
+    expect(logs.text).toContain('one-off-out');
+    // Attaching to an ended session replays what it printed, then its exit.
+    const c = await Client.connect(s.wsUrl, { token });
+    const att = await c.attach(id);
+    expect(att.status).toBe('exited');
+    await c.waitForText(id, 'one-off-out');
+    await c.next((f) => f.type === 'exit' && f.sessionId === id, 'exit after replay');
+    c.close();
+  });
+
+  it('lists, filters and shows sessions by user; another org sees none of them', async () => {
+    const other = await s.token({ sub: 'mallory', orgId: 'evil' });
+    const mine = await api(s, 'GET', '/api/sessions?orgId=acme', { token });
+    expect(mine.body.items.length).toBeGreaterThan(0);
+    const byUser = await api(s, 'GET', '/api/sessions/by-user/alice', { token });
+    expect(byUser.body.items.every((r: any) => r.userId === 'alice')).toBe(true);
+    const theirs = await api(s, 'GET', '/api/sessions', { token: other });
+    expect(theirs.body.items).toEqual([]);
+    const oneId = mine.body.items[0].id;
+    expect((await api(s, 'GET', `/api/sessions/${oneId}`, { token: other })).status).toBe(404);
+    expect((await api(s, 'DELETE', `/api/sessions/${oneId}`, { token: other })).status).toBe(404);
+    expect((await api(s, 'GET', '/api/sessions?orgId=acme', { token: other })).status).toBe(403);
+  });
+
+  it('signals go to the agent; SIGINT ends a foreground sleep in a one-off', async () => {
+    const created = await api(s, 'POST', '/api/sessions', { token, body: { orgId: 'acme', projectName: 'sig', agent: 'script', command: ['sleep', '30'] } });
+    const id = created.body.id;
+    const sent = await api(s, 'POST', `/api/sessions/${id}/signal`, { token, body: { signal: 'SIGTERM' } });
+    expect(sent.status).toBe(200);
+    const done = await until(async () => {
+      const r = await api(s, 'GET', `/api/sessions/${id}`, { token });
+      return r.body.status === 'exited' ? r.body : undefined;
+    }, 'sleep to end');
+    expect(done.signal).toBe('SIGTERM');
+    expect((await api(s, 'POST', `/api/sessions/${id}/signal`, { token, body: { signal: 'SIGSTOP' } })).body.error.code).toBe('invalid_signal');
+  });
+});
