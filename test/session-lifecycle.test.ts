@@ -32,16 +32,16 @@ describe('session lifecycle', () => {
     await c.waitForText(id, '40 132');
     expect((await api(s, 'GET', `/api/sessions/${id}`, { token })).body).toMatchObject({ cols: 132, rows: 40, viewers: 1 });
 
-    const viaRest = await api(s, 'POST', `/api/sessions/${id}/input`, { token, body: { data: 'echo rest-input-ok' } });
+    const viaRest = await api(s, 'POST', `/api/sessions/${id}/input`, { token, body: { data: 'echo rest-input-$((40+2))' } });
     expect(viaRest.status).toBe(200);
-    await c.waitForText(id, 'rest-input-ok\r\n');
+    await c.waitForText(id, 'rest-input-42\r\n');
 
     const resized = await api(s, 'POST', `/api/sessions/${id}/resize`, { token, body: { cols: 90, rows: 20 } });
     expect(resized.status).toBe(200);
 
     const logs = await until(async () => {
       const r = await api(s, 'GET', `/api/sessions/${id}/logs?lines=50`, { token });
-      return r.text.includes('rest-input-ok') ? r : undefined;
+      return r.text.includes('rest-input-42') ? r : undefined;
     }, 'logs to hold the output');
     expect(logs.headers.get('content-type')).toMatch(/text\/plain/);
 

@@ -60,9 +60,11 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
   const dataDir = path.join(dir, 'data');
   const workspaces = path.join(dir, 'workspaces');
   mkdirSync(dataDir, { recursive: true });
+  mkdirSync(path.join(dir, 'home'), { recursive: true });
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: process.env.HOME ?? dir,
+    // Agents inherit HOME: a fresh one keeps the machine's dotfiles (pyenv, cargo) out of test shells.
+    HOME: path.join(dir, 'home'),
     LANG: 'C.UTF-8',
     SESSION_MANAGER_PORT: '0',
     HOST: '127.0.0.1',
