@@ -22,6 +22,8 @@ const FLOW_HIGH_BYTES = 8 * 1024 * 1024;
 const FLOW_LOW_BYTES = 2 * 1024 * 1024;
 /** A killed agent gets this long after SIGHUP/SIGTERM before SIGKILL. */
 const KILL_GRACE_MS = 2000;
+/** After a fatal worker error, how long the SIGKILLed agents get to report exit before the thread ends. */
+const FATAL_DRAIN_MS = 1000;
 /** How often per-session CPU and RSS are sampled for metrics. */
 const USAGE_SAMPLE_MS = 5000;
 
@@ -214,7 +216,16 @@ class SessionActor {
     }
   }
 
-  /** Kill everything at once (worker-fatal path). */
+  /** The worker is going down: report this actor as failed and kill its agent at once. */
+  async workerFatal(err: unknown): Promise<void> {
+    if (this.cause !== 'actor_error') {
+      this.cause = 'actor_error';
+      this.error = `worker thread failed: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    await this.killNow();
+  }
+
+  /** Kill everything at once. */
   async killNow(): Promise<void> {
     const p = this.pty;
     if (!p || p.exited) return;
@@ -272,17 +283,20 @@ process.on('uncaughtException', (err) => {
   if (fatal) return;
   fatal = true;
   const actors = [...liveActors];
-  void Promise.all(actors.map((a) => a.killNow()))
-    .then(() => Promise.race([Promise.all(actors.map((a) => a.finished)), new Promise((r) => setTimeout(r, 3000))]))
+  void Promise.all(actors.map((a) => a.workerFatal(err)))
+    .then(() => Promise.race([Promise.all(actors.map((a) => a.finished)), new Promise((r) => setTimeout(r, FATAL_DRAIN_MS))]))
     .then(() => {
-      process.removeAllListeners('uncaughtException');
-      setImmediate(() => {
-        throw err;
-      });
+      // Every agent of this thread is dead and reported: now the thread may end. (A rethrow
+      // from here is not reliable: after a handled uncaught exception this worker stops
+      // running ticks and timers; measured, see docs/architecture.md.)
+      process.exitCode = 1;
+      process.exit(1);
     });
 });
 
 export default async function runSession(task: ActorTask): Promise<{ ok: true }> {
+  // A worker that is going down takes no new session; the supervisor retries elsewhere.
+  if (fatal) throw new Error('worker is draining after a fatal error');
   const actor = new SessionActor(task.port as MessagePort, task.spec);
   await actor.start();
   await actor.finished;

@@ -27,6 +27,9 @@ const ENDED_RINGS_KEPT = 64;
 const RESTART_BASE_MS = 500;
 const RESTART_MAX_MS = 30_000;
 const RESTART_STABLE_MS = 60_000;
+/** Starts tried when a worker dies before the pty is up, and the pause between them. */
+const START_ATTEMPTS = 5;
+const START_RETRY_DELAY_MS = 100;
 
 /** Where the supervisor delivers a session's frames (the WebSocket layer implements it). */
 export interface Fanout {
@@ -70,12 +73,14 @@ interface Live {
   ackedAt: number;
   usage: { cpuMs: number; rssBytes: number; at: string } | undefined;
   ring: { bytes: Uint8Array; start: number } | undefined;
-  spawnWaiter: ((ok: boolean) => void) | undefined;
+  spawnWaiter: ((outcome: 'ok' | 'failed' | 'retry') => void) | undefined;
   exitWaiters: Array<() => void>;
   restartTimer: NodeJS.Timeout | undefined;
   startedAtMs: number;
   /** Bumped on every (re)start so a late message of an old run is ignored. */
   run: number;
+  /** The current start is the last attempt (no retry if its worker dies). */
+  lastAttempt: boolean;
 }
 
 export interface SupervisorDeps {
@@ -453,6 +458,7 @@ export class Supervisor {
         restartTimer: undefined,
         startedAtMs: 0,
         run: 0,
+        lastAttempt: false,
       };
       this.live.set(id, l);
     }
@@ -466,8 +472,22 @@ export class Supervisor {
     return { command: 'sh', args: ['-c', String(c)] };
   }
 
-  /** Spawn the actor for a record (new or restarted) and wait until the pty runs or fails. */
+  /**
+   * Spawn the actor for a record (new or restarted) and wait until the pty runs or fails.
+   * A worker that dies before the pty is up (e.g. it was draining after a fatal error) is
+   * not the session's fault: the start is retried on the pool's replacement worker.
+   */
   private async start(r: SessionRecord, initialRing?: Uint8Array): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.startOnce(r, initialRing, attempt >= START_ATTEMPTS);
+      if (outcome !== 'retry') return;
+      this.deps.log.warn('worker died before the agent started; retrying', { sessionId: r.id, attempt });
+      await new Promise((resolve) => setTimeout(resolve, START_RETRY_DELAY_MS * 2 ** (attempt - 1)));
+      if (this.closing) return this.setEnded(r, 'failed', 'server shutdown before start');
+    }
+  }
+
+  private async startOnce(r: SessionRecord, initialRing: Uint8Array | undefined, lastAttempt: boolean): Promise<'ok' | 'failed' | 'retry'> {
     const t0 = performance.now();
     const profile = this.deps.profiles.get(r.agent);
     const l = this.liveFor(r.id);
@@ -483,12 +503,12 @@ export class Supervisor {
     r.endedAt = null;
     if (!profile) {
       await this.setEnded(r, 'failed', `agent profile "${r.agent}" no longer exists`);
-      return;
+      return 'failed';
     }
     const port = this.ports.allocate();
     if (port === undefined) {
       await this.setEnded(r, 'failed', 'no free port in PORT_RANGE');
-      return;
+      return 'failed';
     }
     r.port = port;
     const { command, args } = this.commandLine(r, profile);
@@ -508,7 +528,8 @@ export class Supervisor {
       },
       this.deps.serverUrl(),
     );
-    const spawned = new Promise<boolean>((resolve) => (l.spawnWaiter = resolve));
+    const spawned = new Promise<'ok' | 'failed' | 'retry'>((resolve) => (l.spawnWaiter = resolve));
+    l.lastAttempt = lastAttempt;
     const actor = this.pool.start(
       {
         sessionId: r.id,
@@ -537,8 +558,9 @@ export class Supervisor {
         if (l.run === run) void this.onActorDied(r, l, err);
       },
     );
-    const ok = await spawned;
-    if (ok) this.deps.metrics.observeSpawn((performance.now() - t0) / 1000);
+    const outcome = await spawned;
+    if (outcome === 'ok') this.deps.metrics.observeSpawn((performance.now() - t0) / 1000);
+    return outcome;
   }
 
   private onActorMessage(r: SessionRecord, l: Live, m: FromActor): void {
@@ -565,7 +587,7 @@ export class Supervisor {
         r.startedAt = new Date().toISOString();
         l.startedAtMs = Date.now();
         l.lastActivity = Date.now();
-        l.spawnWaiter?.(true);
+        l.spawnWaiter?.('ok');
         l.spawnWaiter = undefined;
         this.deps.metrics.setRunning(this.counts().running);
         void this.persist(r);
@@ -578,7 +600,7 @@ export class Supervisor {
         l.actor = undefined;
         this.ports.release(r.port);
         void this.setEnded(r, 'failed', m.error).then(() => {
-          l.spawnWaiter?.(false);
+          l.spawnWaiter?.('failed');
           l.spawnWaiter = undefined;
         });
         break;
@@ -631,16 +653,22 @@ export class Supervisor {
     l.actor?.close();
     l.actor = undefined;
     l.run++;
-    if (r.pid) await signalAgent(r.pid, 'SIGKILL').catch(() => 0);
+    if (r.pid && r.status === 'running') await signalAgent(r.pid, 'SIGKILL').catch(() => 0);
     this.ports.release(r.port);
     for (const [, cb] of l.replays) cb({ offset: r.outputOffset, end: r.outputOffset, gap: true, frame: null, status: 'crashed' });
     l.replays.clear();
-    const wasStarting = l.spawnWaiter !== undefined;
     const message = err instanceof Error ? err.message : String(err);
-    this.deps.log.error('session actor died', { sessionId: r.id, error: message });
-    await this.setEnded(r, wasStarting ? 'failed' : 'crashed', `worker died: ${message}`);
-    l.spawnWaiter?.(false);
+    const waiter = l.spawnWaiter;
     l.spawnWaiter = undefined;
+    if (waiter && !l.lastAttempt && !this.closing) {
+      // Not started yet: the start loop tries again on another worker.
+      r.port = null;
+      waiter('retry');
+      return;
+    }
+    this.deps.log.error('session actor died', { sessionId: r.id, error: message });
+    await this.setEnded(r, waiter ? 'failed' : 'crashed', `worker died: ${message}`);
+    waiter?.('failed');
     this.applyRestartPolicy(r, l);
   }
 

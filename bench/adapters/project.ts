@@ -1,0 +1,143 @@
+/** Driver adapter for the project: REST on uWS, the `/ws` JSON protocol (DESIGN §4). */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import WebSocket from 'ws';
+import { spawnNode } from '../lib/procs.js';
+import { PROJECT_MAIN, baseEnv } from '../lib/paths.js';
+import { BENCH_ORG, BENCH_SECRET, benchToken } from '../lib/token.js';
+import { call } from './http.js';
+import type { Attached, ServerUnderTest, StartSide, Viewer } from './types.js';
+
+const CONNECT_TIMEOUT_MS = 20_000;
+const ATTACH_TIMEOUT_MS = 20_000;
+
+export class ProjectViewer implements Viewer {
+  onOutput: Viewer['onOutput'];
+  onExit: Viewer['onExit'];
+  onClose: Viewer['onClose'];
+  closed: number | undefined;
+  private readonly attaching = new Map<string, { resolve: (a: Attached) => void; reject: (e: Error) => void }>();
+
+  constructor(private readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) return;
+      const f = JSON.parse(data.toString('utf8')) as { type: string; sessionId?: string; offset?: number; data?: string; status?: string; code?: string };
+      switch (f.type) {
+        case 'output':
+          this.onOutput?.(f.sessionId!, f.offset!, f.data!);
+          break;
+        case 'attached': {
+          const w = this.attaching.get(f.sessionId!);
+          this.attaching.delete(f.sessionId!);
+          w?.resolve({ offset: f.offset!, status: f.status! });
+          break;
+        }
+        case 'exit':
+          this.onExit?.(f.sessionId!);
+          break;
+        case 'error':
+          for (const [id, w] of this.attaching) {
+            this.attaching.delete(id);
+            w.reject(new Error(`attach failed: ${f.code}`));
+          }
+          break;
+      }
+    });
+    ws.on('close', (code) => {
+      this.closed = code;
+      this.onClose?.(code);
+      for (const [id, w] of this.attaching) {
+        this.attaching.delete(id);
+        w.reject(new Error(`closed (${code}) while attaching`));
+      }
+    });
+    ws.on('error', () => {});
+  }
+
+  attach(sessionId: string, since?: number): Promise<Attached> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.attaching.delete(sessionId);
+        reject(new Error('attach timed out'));
+      }, ATTACH_TIMEOUT_MS);
+      this.attaching.set(sessionId, {
+        resolve: (a) => {
+          clearTimeout(t);
+          resolve(a);
+        },
+        reject: (e) => {
+          clearTimeout(t);
+          reject(e);
+        },
+      });
+      this.ws.send(JSON.stringify(since === undefined ? { type: 'attach', sessionId } : { type: 'attach', sessionId, since }));
+    });
+  }
+
+  input(sessionId: string, data: string): void {
+    this.ws.send(JSON.stringify({ type: 'input', sessionId, data }));
+  }
+
+  /** Any JSON frame (the limit probe's `go`). */
+  sendFrame(frame: Record<string, unknown>): void {
+    this.ws.send(JSON.stringify(frame));
+  }
+
+  close(): void {
+    this.ws.terminate();
+  }
+}
+
+/** Open a `ws` client speaking the project's frames (also used against the uWS limit probe). */
+export function connectWs(wsUrl: string): Promise<ProjectViewer> {
+  return new Promise<ProjectViewer>((resolve, reject) => {
+    const ws = new WebSocket(wsUrl, { perMessageDeflate: false, handshakeTimeout: CONNECT_TIMEOUT_MS });
+    ws.once('open', () => resolve(new ProjectViewer(ws)));
+    ws.once('unexpected-response', (_req, res) => {
+      reject(new Error(`upgrade refused: ${res.statusCode}`));
+      ws.terminate();
+    });
+    ws.once('error', reject);
+  });
+}
+
+export const startProject: StartSide = async ({ dir, maxSessions }) => {
+  const dataDir = path.join(dir, 'data');
+  mkdirSync(dataDir, { recursive: true });
+  const child = await spawnNode(PROJECT_MAIN, [], {
+    cwd: dir,
+    readyPrefix: 'session-manager ready at ',
+    env: {
+      ...baseEnv(dir),
+      SESSION_MANAGER_PORT: '0',
+      HOST: '127.0.0.1',
+      JWT_SECRET: BENCH_SECRET,
+      DATA_DIR: dataDir,
+      WORKSPACE_BASE_PATH: path.join(dir, 'workspaces'),
+      DEPLOY_DIR: path.join(dir, 'deploys'),
+      NODE_ID: `bench-${path.basename(dir)}`,
+      MAX_CONCURRENT_SESSIONS: String(maxSessions),
+      PORT_RANGE: '20000-29999',
+      LOG_LEVEL: 'info',
+    },
+  });
+  const url = /ready at (http:\/\/[^/\s]+)/.exec(child.readyLine)![1]!;
+  const token = await benchToken();
+  const wsUrl = `${url.replace('http', 'ws')}/ws?token=${encodeURIComponent(token)}`;
+  const s: ServerUnderTest = {
+    side: 'project',
+    child,
+    url,
+    async createSession(command, opts = {}) {
+      const r = await call(`${url}/api/sessions`, 'POST', token, { orgId: BENCH_ORG, projectName: opts.projectName ?? 'bench', agent: 'script', command });
+      if (r.status !== 201) throw new Error(`create session: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+      return (r.body as { id: string }).id;
+    },
+    async deleteSession(id) {
+      const r = await call(`${url}/api/sessions/${id}`, 'DELETE', token);
+      if (r.status !== 200) throw new Error(`delete session: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+    },
+    connect: () => connectWs(wsUrl),
+  };
+  return s;
+};

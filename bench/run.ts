@@ -1,0 +1,163 @@
+/**
+ * The benchmark harness (issue 3): `npm run bench -- <scenario|all> [--quick|--tiny] [--runs N] [--out DIR]`.
+ *
+ * Scenarios: limits, idle-conns, echo-latency, fanout, spawn-rate, rest (`all` runs them in
+ * that order). Each alternates project and baseline for `runs` rounds, prints one JSON line
+ * and one markdown row, and the whole invocation merges its results into
+ * `bench/results/<date>.json` and regenerates `docs/benchmarks.md` and `docs/benchmarks.svg`.
+ * `--quick` / `--tiny` write `bench/results/<date>-quick.json` and leave docs alone.
+ * `--out DIR` puts the JSON and the docs in DIR instead (the smoke test uses it).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startBaseline } from './adapters/baseline.js';
+import { startProject } from './adapters/project.js';
+import { ROOT } from './lib/paths.js';
+import { makePayload, type Payload } from './lib/payload.js';
+import { killAllChildren } from './lib/procs.js';
+import { runScenario, type Ctx, type ScenarioDef, type ScenarioResult } from './lib/scenario.js';
+import { FULL, QUICK, TINY, type Sizes } from './lib/sizes.js';
+import { renderChart } from './report/chart.js';
+import { TABLE_HEADER, renderMarkdown } from './report/markdown.js';
+import { describeMachine, readResults, type ResultsFile } from './report/results.js';
+import { echoLatency } from './scenarios/echo-latency.js';
+import { fanout } from './scenarios/fanout.js';
+import { idleConns } from './scenarios/idle-conns.js';
+import { limits } from './scenarios/limits.js';
+import { rest } from './scenarios/rest.js';
+import { spawnRate } from './scenarios/spawn-rate.js';
+
+const SCENARIOS: ScenarioDef[] = [limits, idleConns, echoLatency, fanout, spawnRate, rest];
+
+/** The whole invocation may not take longer than this (every scenario is bounded too). */
+const OVERALL_TIMEOUT_MS = 60 * 60 * 1000;
+
+function usage(msg?: string): never {
+  if (msg) process.stderr.write(`bench: ${msg}\n`);
+  process.stderr.write(
+    `usage: npm run bench -- <${SCENARIOS.map((s) => s.name).join('|')}|all> [--quick|--tiny] [--runs N] [--out DIR]\n`,
+  );
+  process.exit(2);
+}
+
+interface Args {
+  scenarios: ScenarioDef[];
+  sizes: Sizes;
+  mode: 'full' | 'quick' | 'tiny';
+  out: string | undefined;
+}
+
+function parseArgs(argv: string[]): Args {
+  let which: string | undefined;
+  let mode: Args['mode'] = 'full';
+  let runs: number | undefined;
+  let out: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--quick') mode = 'quick';
+    else if (a === '--tiny') mode = 'tiny';
+    else if (a === '--runs') {
+      runs = Number(argv[++i]);
+      if (!Number.isInteger(runs) || runs < 1 || runs > 50) usage('--runs takes a whole number from 1 to 50');
+    } else if (a === '--out') {
+      out = argv[++i];
+      if (!out) usage('--out takes a directory');
+    } else if (a === '--help' || a === '-h') usage();
+    else if (a.startsWith('-')) usage(`unknown option ${a}`);
+    else if (which) usage('one scenario (or all) at a time');
+    else which = a;
+  }
+  if (!which) usage();
+  const scenarios = which === 'all' ? SCENARIOS : SCENARIOS.filter((s) => s.name === which);
+  if (scenarios.length === 0) usage(`unknown scenario "${which}"`);
+  const base = mode === 'full' ? FULL : mode === 'quick' ? QUICK : TINY;
+  return { scenarios, sizes: { ...base, ...(runs ? { runs } : {}) }, mode, out };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const tmp = mkdtempSync(path.join(tmpdir(), 'sm-bench-'));
+  const payloads = new Map<number, Payload>();
+  const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+  const ctx: Ctx = {
+    sizes: args.sizes,
+    tmp,
+    log,
+    sides: { project: startProject, baseline: startBaseline },
+    limits: {},
+    payload: (bytes) => {
+      let p = payloads.get(bytes);
+      if (!p) payloads.set(bytes, (p = makePayload(tmp, bytes)));
+      return p;
+    },
+  };
+  const cleanup = () => {
+    killAllChildren();
+    rmSync(tmp, { recursive: true, force: true });
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      log(`${sig}: stopping every child`);
+      cleanup();
+      process.exit(130);
+    });
+  }
+  const overall = setTimeout(() => {
+    log('overall time limit reached: stopping every child');
+    cleanup();
+    process.exit(3);
+  }, OVERALL_TIMEOUT_MS);
+  overall.unref();
+
+  const machine = describeMachine();
+  log(`machine: ${machine.cpuModel} × ${machine.cores}, load ${machine.load1AtStart}; sizes ${args.mode}, ${args.sizes.runs} run(s) per side`);
+  const results: ScenarioResult[] = [];
+  try {
+    for (const def of args.scenarios) {
+      const r = await runScenario(def, ctx);
+      results.push(r);
+      process.stdout.write(`${JSON.stringify(r)}\n`);
+      process.stdout.write(`${r.row}\n`);
+    }
+  } finally {
+    cleanup();
+  }
+  process.stdout.write(`\n${TABLE_HEADER}\n${results.map((r) => r.row).join('\n')}\n`);
+
+  const date = new Date().toISOString().slice(0, 10);
+  const quick = args.mode !== 'full';
+  const resultsDir = args.out ?? path.join(ROOT, 'bench/results');
+  const docsDir = args.out ?? (quick ? undefined : path.join(ROOT, 'docs'));
+  mkdirSync(resultsDir, { recursive: true });
+  const resultsFile = path.join(resultsDir, `${date}${quick ? '-quick' : ''}.json`);
+  const prev = readResults(resultsFile);
+  const file: ResultsFile = {
+    version: 1,
+    date,
+    updatedAt: new Date().toISOString(),
+    quick,
+    runs: args.sizes.runs,
+    machine,
+    scenarios: { ...(prev?.scenarios ?? {}), ...Object.fromEntries(results.map((r) => [r.scenario, r])) },
+  };
+  writeFileSync(resultsFile, `${JSON.stringify(file, null, 2)}\n`);
+  log(`results: ${resultsFile}`);
+  if (docsDir) {
+    mkdirSync(docsDir, { recursive: true });
+    const rel = path.relative(ROOT, resultsFile);
+    writeFileSync(path.join(docsDir, 'benchmarks.md'), renderMarkdown(file, rel.startsWith('..') ? resultsFile : rel, 'benchmarks.svg'));
+    writeFileSync(path.join(docsDir, 'benchmarks.svg'), renderChart(file));
+    log(`docs: ${path.join(docsDir, 'benchmarks.md')} and benchmarks.svg`);
+  }
+  clearTimeout(overall);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+    killAllChildren();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,65 @@
+/**
+ * spawn-rate: T one-off sessions (`cat`), at most C at once; each is created (answer once
+ * the pty runs) and then deleted (answer once the agent has exited). Sessions per second
+ * over the whole phase, create and delete latency percentiles.
+ */
+import { fmt, pool, ratio, withServer, type ScenarioDef } from '../lib/scenario.js';
+import { percentile, sortNumbers } from '../lib/stats.js';
+
+export const spawnRate: ScenarioDef = {
+  name: 'spawn-rate',
+  title: 'Spawn and kill rate',
+  sizes: (s) => ({ sessions: s.spawnSessions, concurrency: s.spawnConcurrency }),
+  side: (ctx, start) =>
+    withServer(ctx, start, ctx.sizes.spawnConcurrency + 10, async (srv, probe) => {
+      const { spawnSessions: n, spawnConcurrency: c } = ctx.sizes;
+      // One session first so the workspace exists and lazy paths are warm on both sides.
+      await srv.deleteSession(await srv.createSession(['cat']));
+      const createMs: number[] = [];
+      const deleteMs: number[] = [];
+      const errors: string[] = [];
+      probe.mark();
+      const t0 = performance.now();
+      await pool(n, c, async () => {
+        try {
+          const a = performance.now();
+          const id = await srv.createSession(['cat']);
+          const b = performance.now();
+          createMs.push(b - a);
+          await srv.deleteSession(id);
+          deleteMs.push(performance.now() - b);
+        } catch (err) {
+          errors.push((err as Error).message);
+        }
+      });
+      const wall = (performance.now() - t0) / 1000;
+      const cpu = probe.since();
+      const cs = sortNumbers(createMs);
+      const ds = sortNumbers(deleteMs);
+      const r2 = (x: number) => Math.round(x * 100) / 100;
+      return {
+        metrics: {
+          sessions: createMs.length,
+          errors: errors.length,
+          perS: r2(deleteMs.length / wall),
+          createP50Ms: r2(percentile(cs, 50)),
+          createP99Ms: r2(percentile(cs, 99)),
+          deleteP50Ms: r2(percentile(ds, 50)),
+          deleteP99Ms: r2(percentile(ds, 99)),
+          serverCpuS: r2(cpu.serverCpuS),
+          serverCpuMsPerSession: r2((cpu.serverCpuS * 1000) / Math.max(1, deleteMs.length)),
+        },
+        errors,
+      };
+    }),
+  summarize(r) {
+    const p = r.project?.median ?? {};
+    const b = r.baseline?.median ?? {};
+    const ratios = { perS: ratio(p.perS, b.perS), createP99: ratio(p.createP99Ms, b.createP99Ms) };
+    const met = Number.isFinite(ratios.perS) ? ratios.perS >= 2 : null;
+    const targets = [{ figure: 'spawn+kill per s', target: '≥ 2× baseline', value: `${fmt(p.perS)} /s (${fmt(ratios.perS, 2)}×)`, met }];
+    const cell = (m: typeof p) => `${fmt(m.perS)} sessions/s · create p99 ${fmt(m.createP99Ms)} ms · delete p99 ${fmt(m.deleteP99Ms)} ms`;
+    const row = `| spawn-rate | ${cell(p)} | ${cell(b)} | — | sessions/s ${fmt(ratios.perS, 2)}× · create p99 ${fmt(ratios.createP99, 2)}× | ${met === null ? 'n/a' : met ? 'met' : 'missed'} |`;
+    return { ratios, targets, row };
+  },
+};
