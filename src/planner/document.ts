@@ -132,7 +132,7 @@ function checkCard(c: Checker, v: unknown, at: string): Card | undefined {
  * Throws 400 `invalid_planner` listing up to 20 problems with their paths.
  */
 export function validatePlanner(input: unknown, keep: { version: number; updatedAt: string }): PlannerDoc {
-  const c = new Checker();
+  const c: Checker = new Checker();
   if (!isPlainObject(input)) {
     c.add('$', 'must be an object');
     c.fail();
@@ -159,14 +159,14 @@ export function validatePlanner(input: unknown, keep: { version: number; updated
 
 /** Check one card on its own (create, merge); `at` names it in problems. */
 export function validateCard(input: unknown, at = '$'): Card {
-  const c = new Checker();
+  const c: Checker = new Checker();
   const card = checkCard(c, input, at);
   if (c.problems.length > 0 || !card) c.fail();
   return card;
 }
 
 export function validateLog(input: unknown, at = '$'): LogEntry {
-  const c = new Checker();
+  const c: Checker = new Checker();
   const log = checkLog(c, input, at);
   if (c.problems.length > 0 || !log) c.fail();
   return log;

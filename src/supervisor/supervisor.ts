@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
@@ -30,6 +30,16 @@ const RESTART_STABLE_MS = 60_000;
 /** Starts tried when a worker dies before the pty is up, and the pause between them. */
 const START_ATTEMPTS = 5;
 const START_RETRY_DELAY_MS = 100;
+
+/** True when `pid` is alive and its environment carries SESSION_ID=<sessionId>. */
+async function isAgentOf(pid: number, sessionId: string): Promise<boolean> {
+  try {
+    const env = await readFile(`/proc/${pid}/environ`, 'utf8');
+    return env.split('\0').includes(`SESSION_ID=${sessionId}`);
+  } catch {
+    return false;
+  }
+}
 
 /** Where the supervisor delivers a session's frames (the WebSocket layer implements it). */
 export interface Fanout {
@@ -146,7 +156,9 @@ export class Supervisor {
         r.status = 'lost';
         r.reason = `node restarted while the session was ${was}`;
         r.endedAt = new Date().toISOString();
-        r.pid = null;
+        // The agent may have outlived the node that owned it: end it, but only if that pid
+        // still is this session's agent (its environment names the session).
+        if (r.pid && (await isAgentOf(r.pid, r.id))) await signalAgent(r.pid, 'SIGKILL').catch(() => 0);
         await this.persist(r);
         await this.job(r, `marked lost at boot (was ${was})`);
         this.deps.log.warn('session lost at boot', { sessionId: r.id, was });
@@ -743,13 +755,27 @@ export class Supervisor {
     }
   }
 
-  private async persist(r: SessionRecord): Promise<void> {
-    try {
-      await this.deps.store.put('sessions', r.id, r);
-    } catch (err) {
-      this.deps.log.error('could not persist session', { sessionId: r.id, error: err as Error });
-    }
+  /**
+   * Persist a record. Writes of one record are chained, and each writes the record as it is
+   * when its turn comes, so an older snapshot can never land after a newer one.
+   */
+  private persist(r: SessionRecord): Promise<void> {
+    const prev = this.persistChains.get(r.id) ?? Promise.resolve();
+    const next = prev.then(async () => {
+      try {
+        await this.deps.store.put('sessions', r.id, r);
+      } catch (err) {
+        this.deps.log.error('could not persist session', { sessionId: r.id, error: err as Error });
+      }
+    });
+    this.persistChains.set(r.id, next);
+    void next.then(() => {
+      if (this.persistChains.get(r.id) === next) this.persistChains.delete(r.id);
+    });
+    return next;
   }
+
+  private readonly persistChains = new Map<string, Promise<void>>();
 
   private async job(r: SessionRecord, message: string): Promise<void> {
     try {
@@ -777,7 +803,7 @@ export class Supervisor {
    * Stop every session within `deadlineMs`: kill through the mailbox, then SIGKILL what is
    * left from here; only then destroy the pool (no live pty). Safe to call twice.
    */
-  async close(deadlineMs = 3000): Promise<void> {
+  async close(deadlineMs = 2500): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     for (const l of this.live.values()) if (l.restartTimer) clearTimeout(l.restartTimer);
@@ -793,6 +819,15 @@ export class Supervisor {
       Promise.all(live.map((r) => this.live.get(r.id)?.actor?.task.catch(() => {}))),
       new Promise((resolve) => setTimeout(resolve, 1000)),
     ]);
+    // Whatever did not report in time is recorded from here: never leave a record `running`.
+    for (const r of live) {
+      if (isTerminal(r.status)) continue;
+      const l = this.live.get(r.id);
+      if (l) l.run++;
+      l?.actor?.close();
+      await this.setEnded(r, 'killed', 'server shutdown');
+    }
     await this.pool.destroy().catch(() => {});
+    await Promise.all([...this.persistChains.values()]);
   }
 }

@@ -10,7 +10,7 @@ import { MemoryBus } from '../../src/bus/memory-bus.js';
 import { RedisBus, type RedisBusOptions } from '../../src/bus/redis-bus.js';
 import { connectRedis } from '../../src/store/redis-connect.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { waitFor, quietLog } from './wait.js';
+import { serverClients, tcpHandles, waitFor, watchUnhandled, quietLog } from './wait.js';
 
 interface Pair {
   /** Publishes. */
@@ -31,6 +31,7 @@ interface Backend {
 let redis: TestRedis;
 const clients: Redis[] = [];
 const buses: Bus[] = [];
+const unhandled = watchUnhandled();
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -43,6 +44,8 @@ afterEach(async () => {
 
 afterAll(async () => {
   await redis?.stop();
+  unhandled.stop();
+  expect(unhandled.errors).toEqual([]);
 });
 
 async function redisBus(prefix: string, opts: RedisBusOptions = {}): Promise<RedisBus> {
@@ -277,10 +280,7 @@ describe('RedisBus across nodes and outages', () => {
   });
 
   it('survives a redis-server restart: local delivery continues, then re-subscribes', async () => {
-    const unhandled: unknown[] = [];
-    const onUnhandled = (e: unknown) => unhandled.push(e);
-    process.on('unhandledRejection', onUnhandled);
-    try {
+    {
       const prefix = `t:${randomUUID()}:`;
       const errors: string[] = [];
       const changes: boolean[] = [];
@@ -316,10 +316,8 @@ describe('RedisBus across nodes and outages', () => {
       await b.ready();
       await a.publish('org:late', 'x', 'late');
       await waitFor(() => late.events.length === 1);
-    } finally {
-      process.off('unhandledRejection', onUnhandled);
     }
-    expect(unhandled).toEqual([]);
+    expect(unhandled.errors).toEqual([]);
   });
 
   it('subscribing while Redis is down takes effect once it is back', async () => {
@@ -334,5 +332,25 @@ describe('RedisBus across nodes and outages', () => {
     expect(await b.ready()).toBe(true);
     await a.publish('org:down', 'x', 1);
     await waitFor(() => got.events.length === 1);
+  });
+
+  it('closes every connection it opened (close and destroy)', async () => {
+    await waitFor(async () => (await serverClients(redis.url)) === 0, 10_000, 'earlier clients to leave');
+    const before = tcpHandles();
+    const client = await connectRedis(redis.url, quietLog);
+    const a = new RedisBus(client!, { prefix: `t:${randomUUID()}:` });
+    const b = new RedisBus(client!, { prefix: a.prefix });
+    a.subscribe('org:h', () => {});
+    expect(await a.ready()).toBe(true);
+    expect(await b.ready()).toBe(true);
+    await b.publish('org:h', 'deploy:step', 1);
+    expect(await serverClients(redis.url)).toBe(5); // base + 2 per bus
+    await a.close();
+    b.destroy();
+    b.destroy();
+    await b.close();
+    await client!.quit();
+    await waitFor(async () => (await serverClients(redis.url)) === 0, 10_000, 'server to see every connection closed');
+    await waitFor(() => tcpHandles() <= before, 10_000, 'local sockets to close');
   });
 });

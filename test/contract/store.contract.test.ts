@@ -14,10 +14,11 @@ import { FsStore } from '../../src/store/fs-store.js';
 import { RedisStore, type RedisStoreOptions } from '../../src/store/redis-store.js';
 import { connectRedis, redisClientOptions, redactRedisUrl } from '../../src/store/redis-connect.js';
 import { freePort, startRedis, type TestRedis } from '../helpers/redis.js';
-import { logged, quietLog, waitFor } from './wait.js';
+import { logged, quietLog, serverClients, tcpHandles, waitFor, watchUnhandled } from './wait.js';
 
 let redis: TestRedis;
 const cleanups: Array<() => Promise<void> | void> = [];
+const unhandled = watchUnhandled();
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -29,6 +30,8 @@ afterEach(async () => {
 
 afterAll(async () => {
   await redis?.stop();
+  unhandled.stop();
+  expect(unhandled.errors).toEqual([]);
 });
 
 async function redisStore(opts: RedisStoreOptions = {}): Promise<RedisStore> {
@@ -275,6 +278,32 @@ describe('RedisStore beyond the contract', () => {
     await waitFor(async () => s.ping().then(() => true, () => false), 30_000, 'store to reconnect');
     await s.put('things', 'after', { ok: true });
     expect(await s.get('things', 'after')).toEqual({ ok: true });
+  });
+
+  it('fails writes while Redis is away instead of hanging, and recovers', async () => {
+    const s = await redisStore();
+    await redis.stop();
+    await expect(s.put('things', 'down', { ok: false })).rejects.toThrow();
+    await redis.restart();
+    await waitFor(async () => s.ping().then(() => true, () => false), 30_000, 'store to reconnect');
+    await s.put('things', 'up', { ok: true });
+    expect(await s.list('things')).toEqual([{ ok: true }]);
+  });
+
+  it('closes its connection on close(), or at once on destroy()', async () => {
+    await waitFor(async () => (await serverClients(redis.url)) === 0, 10_000, 'earlier clients to leave');
+    const before = tcpHandles();
+    const a = new RedisStore((await connectRedis(redis.url, quietLog))!, { prefix: `t:${randomUUID()}:` });
+    const b = new RedisStore((await connectRedis(redis.url, quietLog))!, { prefix: a.prefix });
+    await a.put('x', 'y', {});
+    expect(await serverClients(redis.url)).toBe(2);
+    await a.close();
+    b.destroy();
+    b.destroy();
+    await b.close();
+    await expect(async () => b.put('x', 'z', {})).rejects.toThrow(/closed/);
+    await waitFor(async () => (await serverClients(redis.url)) === 0, 10_000, 'server to see every connection closed');
+    await waitFor(() => tcpHandles() <= before, 10_000, 'local sockets to close');
   });
 });
 

@@ -9,5 +9,11 @@ export async function registerFeatures(parts: ServerParts): Promise<void> {
   await import('./cohost.js').then((m) => m.cohostRoutes(parts)); // cohost share links (issue 5)
   await import('./deploy.js').then((m) => m.deployRoutes(parts)); // deploy jobs (issue 5)
   await import('./sites.js').then((m) => m.siteRoutes(parts)); // /sites/:orgId/:projectName/* (issue 5)
+  await import('./devenvs.js').then((m) => m.devEnvRoutes(parts)); // dev-envs (issue 4)
+  await import('./planner.js').then((m) => m.plannerRoutes(parts)); // planner (issue 4)
+  await import('./conversations.js').then((m) => m.conversationRoutes(parts)); // conversations (issue 4)
+  await import('./git.js').then((m) => m.gitRoutes(parts)); // git (issue 4)
+  await import('./templates.js').then((m) => m.templateRoutes(parts)); // templates (issue 4)
+  await import('./preview.js').then((m) => m.previewRoutes(parts)); // /preview/:orgId/:projectName/* (issue 4)
   void parts;
 }
