@@ -173,8 +173,11 @@ export class Commands {
 
   async send(raw: string | undefined, text: string[]): Promise<number> {
     const id = await this.resolveId(raw);
-    if (text.length === 0) throw new CliError(EXIT.USAGE, 'send needs text: session-manager send <id> <text…> [--no-enter]');
-    const res = await this.api.request('POST', `/api/sessions/${id}/input`, { data: text.join(' '), enter: !this.flags.noEnter });
+    const data = text.join(' ');
+    if (text.length === 0 || (!data && this.flags.noEnter)) throw new CliError(EXIT.USAGE, 'send needs text: session-manager send <id> <text…> [--no-enter] ("" alone presses Enter)');
+    // An empty text with Enter is a bare Enter key.
+    const body = data ? { data, enter: !this.flags.noEnter } : { data: '\r', enter: false };
+    const res = await this.api.request('POST', `/api/sessions/${id}/input`, body);
     if (this.flags.json) this.json(res);
     return EXIT.OK;
   }

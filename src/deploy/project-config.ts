@@ -70,7 +70,7 @@ export function resolveInside(workspace: string, rel: string): string | undefine
   if (path.isAbsolute(rel) || rel.includes('\0')) return undefined;
   const abs = path.resolve(workspace, rel);
   const back = path.relative(workspace, abs);
-  if (back === '' ) return abs;
+  if (back === '') return abs;
   if (back.startsWith('..') || path.isAbsolute(back)) return undefined;
   return abs;
 }
