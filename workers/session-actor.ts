@@ -11,6 +11,7 @@ import { launchPty, type PtyExit, type PtyProcess } from './pty-process.js';
 import { ReplayRing, alignToCharStart } from './replay-ring.js';
 import { ConsoleLog } from './console-log.js';
 import { processUsage } from './process-tree.js';
+import { ScreenMirror } from './screen-mirror.js';
 
 /** Flush output at most this long after the first byte of a burst: latency vs. message count. */
 const COALESCE_MS = 4;
@@ -34,6 +35,7 @@ class SessionActor {
   private pty: PtyProcess | undefined;
   private readonly ring: ReplayRing;
   private readonly log: ConsoleLog;
+  private readonly screen: ScreenMirror;
   private offset: number;
   private acked: number;
   private paused = false;
@@ -55,6 +57,7 @@ class SessionActor {
     this.acked = task.baseOffset;
     this.ring = new ReplayRing(task.replayBytes, task.baseOffset, task.initialRing);
     this.log = new ConsoleLog(task.consoleLogPath);
+    this.screen = new ScreenMirror(task.cols, task.rows, this.ring.end, () => ({ bytes: this.ring.slice(this.ring.start), end: this.ring.end }));
     this.finished = new Promise((resolve) => (this.done = resolve));
   }
 
@@ -100,6 +103,7 @@ class SessionActor {
         break;
       case 'resize':
         p.resize(m.cols, m.rows);
+        this.screen.resize(m.cols, m.rows);
         break;
       case 'signal':
         p.signal(m.signal);
@@ -109,7 +113,8 @@ class SessionActor {
         void this.killTree();
         break;
       case 'replay':
-        this.replay(m.reqId, m.since);
+        if (m.mode === 'screen') void this.replayScreen(m.reqId).catch((err) => this.fail(err));
+        else this.replay(m.reqId, m.since);
         break;
       case 'ack':
         this.acked = Math.max(this.acked, m.offset);
@@ -160,6 +165,7 @@ class SessionActor {
     this.offset += bytes.length;
     this.ring.push(bytes);
     this.log.write(bytes);
+    this.screen.feed(bytes);
     const frameText = outputFrameText(this.task.sessionId, offset, text);
     // A non-pooled buffer, so its ArrayBuffer can be transferred instead of copied.
     const frame = Buffer.allocUnsafeSlow(Buffer.byteLength(frameText));
@@ -193,6 +199,26 @@ class SessionActor {
       transfer.push(b.buffer as ArrayBuffer);
     }
     this.post({ t: 'replay', reqId, offset: from, end, gap, frame }, transfer);
+  }
+
+  /** Screen-mode attach: the serialized screen, then the bytes output since it was taken. */
+  private async replayScreen(reqId: number): Promise<void> {
+    this.flush();
+    const snap = await this.screen.snapshot();
+    this.flush();
+    const end = this.ring.end;
+    const from = Math.max(snap.offset, this.ring.start);
+    const bytes = this.ring.slice(from);
+    let frame: Uint8Array | null = null;
+    const transfer: ArrayBuffer[] = [];
+    if (bytes.length > 0) {
+      const text = outputFrameText(this.task.sessionId, from, bytes.toString('utf8'));
+      const b = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
+      b.write(text, 'utf8');
+      frame = b;
+      transfer.push(b.buffer as ArrayBuffer);
+    }
+    this.post({ t: 'replay', reqId, offset: snap.offset, end, gap: from !== snap.offset, frame, screen: { data: snap.data, cols: snap.cols, rows: snap.rows } }, transfer);
   }
 
   private async sampleUsage(): Promise<void> {
@@ -244,6 +270,7 @@ class SessionActor {
     if (this.killTimer) clearTimeout(this.killTimer);
     if (this.usageTimer) clearInterval(this.usageTimer);
     this.flush();
+    this.screen.dispose();
     // Reap whatever the agent left behind in its session (background jobs, daemons).
     if (this.pty) await this.pty.signalTree('SIGKILL');
     await this.log.close();

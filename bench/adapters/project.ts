@@ -2,6 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
+import { parseOutputFast } from '../lib/frames.js';
 import { spawnNode } from '../lib/procs.js';
 import { PROJECT_MAIN, baseEnv } from '../lib/paths.js';
 import { BENCH_ORG, BENCH_SECRET, benchToken } from '../lib/token.js';
@@ -10,9 +11,12 @@ import type { Attached, ServerUnderTest, StartSide, Viewer } from './types.js';
 
 const CONNECT_TIMEOUT_MS = 20_000;
 const ATTACH_TIMEOUT_MS = 20_000;
+const OUTPUT_PREFIX = Buffer.from('{"type":"output","sessionId":"', 'latin1');
+const OUTPUT_SUFFIX = Buffer.from('"}', 'latin1');
 
 export class ProjectViewer implements Viewer {
   onOutput: Viewer['onOutput'];
+  onOutputRaw: Viewer['onOutputRaw'];
   onExit: Viewer['onExit'];
   onClose: Viewer['onClose'];
   closed: number | undefined;
@@ -21,6 +25,10 @@ export class ProjectViewer implements Viewer {
   constructor(private readonly ws: WebSocket) {
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (isBinary) return;
+      if (this.onOutputRaw) {
+        const o = parseOutputFast(data, OUTPUT_PREFIX, OUTPUT_SUFFIX);
+        if (o && this.onOutputRaw(o.sessionId, o.offset, data, o.dataStart, o.dataEnd)) return;
+      }
       const f = JSON.parse(data.toString('utf8')) as { type: string; sessionId?: string; offset?: number; data?: string; status?: string; code?: string };
       switch (f.type) {
         case 'output':

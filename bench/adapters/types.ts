@@ -18,6 +18,11 @@ export interface Viewer {
   input(sessionId: string, data: string): void;
   /** Called for every output chunk (offset = byte offset of its first byte). */
   onOutput: ((sessionId: string, offset: number, data: string) => void) | undefined;
+  /**
+   * When set, output frames are first offered still JSON-encoded (frame[start, end) is the
+   * escaped `data`); returning false means "decode it": `onOutput` then gets the chunk.
+   */
+  onOutputRaw: ((sessionId: string, offset: number, frame: Buffer, start: number, end: number) => boolean) | undefined;
   onExit: ((sessionId: string) => void) | undefined;
   /** Close code when the connection ended. */
   closed: number | undefined;

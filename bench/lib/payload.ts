@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { ExpectedStream } from './check.js';
 
 /** GNU base64 wraps at 76 characters: 57 input bytes per full line. */
 const B64_COLS = 76;
@@ -20,6 +21,8 @@ export interface Payload {
   file: string;
   /** What `base64 file` prints through a pty (ASCII), without the READY line. */
   body: string;
+  /** The expected stream with its JSON index, built once: with the READY line or without. */
+  stream(withReady: boolean): ExpectedStream;
 }
 
 /** Deterministic bytes (xorshift32), so runs and sides print the same stream. */
@@ -51,7 +54,17 @@ export function makePayload(dir: string, outputBytes: number, seed = 0x5eed): Pa
   const raw = pseudoRandomBytes(lines * RAW_PER_LINE, seed);
   const file = path.join(dir, `payload-${lines}.bin`);
   writeFileSync(file, raw);
-  return { file, body: base64TerminalText(raw) };
+  const body = base64TerminalText(raw);
+  const streams = new Map<boolean, ExpectedStream>();
+  return {
+    file,
+    body,
+    stream(withReady) {
+      let s = streams.get(withReady);
+      if (!s) streams.set(withReady, (s = new ExpectedStream(withReady ? READY_LINE + body : body)));
+      return s;
+    },
+  };
 }
 
 /**

@@ -4,7 +4,7 @@
  * the last byte it holds, as an editor would; the resume and any gap are counted.
  */
 import type { Viewer } from '../adapters/types.js';
-import { StreamCheck } from './check.js';
+import { StreamCheck, type ExpectedStream } from './check.js';
 import { waitFor } from './scenario.js';
 
 /** A dropped viewer resumes at most this many times. */
@@ -23,7 +23,7 @@ export interface Watch {
 export interface WatchOptions {
   connect: () => Promise<Viewer>;
   sessionId: string;
-  expected: string;
+  expected: ExpectedStream;
   viewers: number;
   /** Attach after connecting (the uWS probe streams to every client without one). */
   attach: boolean;
@@ -33,6 +33,7 @@ export async function openWatches(o: WatchOptions): Promise<{ watches: Watch[]; 
   let stopped = false;
   const wire = (w: Watch) => {
     w.viewer.onOutput = (_id, offset, data) => w.check.push(offset, data, performance.now());
+    w.viewer.onOutputRaw = (_id, offset, frame, start, end) => w.check.pushEscaped(offset, frame, start, end, performance.now());
     w.viewer.onExit = () => {
       w.exitedAt ||= performance.now();
     };

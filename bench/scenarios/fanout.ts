@@ -17,7 +17,7 @@ export const fanout: ScenarioDef = {
   side: (ctx, start) =>
     withServer(ctx, start, 10, async (srv, probe) => {
       const payload = ctx.payload(ctx.sizes.fanoutBytes);
-      const expected = READY_LINE + payload.body;
+      const expected = payload.stream(true);
       const id = await srv.createSession(fanoutCommand(payload.file));
       const { watches, stop } = await openWatches({ connect: () => srv.connect(), sessionId: id, expected, viewers: ctx.sizes.fanoutViewers, attach: true });
       try {

@@ -53,7 +53,7 @@ export async function uwsFanout(ctx: Ctx): Promise<SideRun> {
   const url = /ready at (\S+)/.exec(child.readyLine)![1]!;
   let stopWatches = () => {};
   try {
-    const { watches, stop } = await openWatches({ connect: () => connectWs(url), sessionId: 'limit', expected: payload.body, viewers: ctx.sizes.fanoutViewers, attach: false });
+    const { watches, stop } = await openWatches({ connect: () => connectWs(url), sessionId: 'limit', expected: payload.stream(false), viewers: ctx.sizes.fanoutViewers, attach: false });
     stopWatches = stop;
     probe.mark();
     const t0 = performance.now();

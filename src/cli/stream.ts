@@ -9,6 +9,8 @@ const RECONNECT_FIRST_MS = 250;
 const RECONNECT_MAX_MS = 5000;
 /** Give up when the server stays unreachable this long. */
 const RECONNECT_GIVE_UP_MS = 60_000;
+/** Input typed while disconnected is held up to this much, then dropped (a paste into a dead link). */
+const PENDING_INPUT_MAX = 64 * 1024;
 /** Ctrl-\ (FS): the detach key, as tmux's prefix-d but one key. */
 export const DETACH_KEY = 0x1c;
 
@@ -46,6 +48,10 @@ export class SessionStream {
   private downSince: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastError: string | undefined;
+  /** True between `attached` and the connection's end: input may go out directly. */
+  private attached = false;
+  private readonly pending: string[] = [];
+  private pendingBytes = 0;
   private settle!: { resolve: (e: StreamEnd) => void; reject: (e: Error) => void };
   readonly done: Promise<StreamEnd>;
   /** performance.now() of the attach request and of the first output written. */
@@ -61,15 +67,26 @@ export class SessionStream {
     this.connect();
   }
 
-  /** Send a frame if connected (input typed while reconnecting is dropped). */
+  /** Send a frame if connected. */
   send(frame: Frame): boolean {
     if (this.ws?.readyState !== WebSocket.OPEN) return false;
     this.ws.send(JSON.stringify(frame));
     return true;
   }
 
+  /** Keys typed before the (re)attach completes are held and sent right after it, in order. */
   input(data: string): void {
-    if (data) this.send({ type: 'input', sessionId: this.o.sessionId, data });
+    if (!data) return;
+    if (this.attached && this.send({ type: 'input', sessionId: this.o.sessionId, data })) return;
+    if (this.pendingBytes + data.length > PENDING_INPUT_MAX) return;
+    this.pending.push(data);
+    this.pendingBytes += data.length;
+  }
+
+  private flushInput(): void {
+    const held = this.pending.splice(0);
+    this.pendingBytes = 0;
+    if (held.length) this.send({ type: 'input', sessionId: this.o.sessionId, data: held.join('') });
   }
 
   /** Leave the session running: detach and close. */
@@ -129,6 +146,7 @@ export class SessionStream {
     ws.on('close', (code, reason) => {
       if (this.ws !== ws || this.stopped) return;
       this.ws = undefined;
+      this.attached = false;
       if (code === 4001) return this.finish(new CliError(EXIT.AUTH, 'unauthorized: the server refused the token on /ws'));
       if (code === 4003) return this.finish(new CliError(EXIT.AUTH, 'the share link was revoked'));
       this.lost(code === 4008 ? 'fell behind (4008)' : `connection closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`);
@@ -165,7 +183,9 @@ export class SessionStream {
           this.o.notice(`[${offset - this.next} bytes of output were not kept while disconnected]`);
           this.next = offset;
         } else this.o.notice('[reconnected]');
+        this.attached = true;
         this.o.onAttached?.(f);
+        this.flushInput();
         return;
       }
       case 'output':

@@ -20,7 +20,7 @@ const FINISHED_KEPT = 50;
 /** A follower of a job running on another node re-reads the store this often. */
 const REMOTE_POLL_MS = 1000;
 /** Shutdown waits this long for running jobs to record their interruption. */
-const CLOSE_DEADLINE_MS = 4000;
+const CLOSE_DEADLINE_MS = 3000;
 /** Names never passed to a build, whatever AGENT_ENV_PASSTHROUGH says (as for agents). */
 const NEVER_PASS = new Set(['JWT_SECRET', 'SPINFORGE_PARTNER_KEY', 'REDIS_URL', 'REDIS_PASSWORD', 'JWT_JWKS_URL']);
 
@@ -246,9 +246,9 @@ export class DeployService {
       } catch (err) {
         this.d.log.warn('could not poll a deploy job', { jobId: id, error: err as Error });
       }
-      if (!stopped) timer = setTimeout(() => void tick(), REMOTE_POLL_MS);
+      if (!stopped) timer = setTimeout(() => void tick(), REMOTE_POLL_MS).unref();
     };
-    timer = setTimeout(() => void tick(), REMOTE_POLL_MS);
+    timer = setTimeout(() => void tick(), REMOTE_POLL_MS).unref();
     return () => {
       stopped = true;
       if (timer) clearTimeout(timer);

@@ -50,6 +50,8 @@ export class SseStream {
     // The first bytes also push the headers out.
     this.write(`retry: ${SSE_RETRY_MS}\n\n`);
     this.heartbeat = setInterval(() => this.write(': heartbeat\n\n'), this.heartbeatMs);
+    // The response, not this timer, keeps the server busy: never hold the process open for it.
+    this.heartbeat.unref();
     return true;
   }
 

@@ -29,7 +29,7 @@ export type ToActor =
   | { t: 'resize'; cols: number; rows: number }
   | { t: 'signal'; signal: NodeJS.Signals }
   | { t: 'kill'; reason: string }
-  | { t: 'replay'; reqId: number; since?: number | undefined }
+  | { t: 'replay'; reqId: number; since?: number | undefined; mode?: 'screen' | undefined }
   | { t: 'ack'; offset: number }
   | { t: 'fault'; kind: 'throw' | 'crash-worker' };
 
@@ -38,7 +38,16 @@ export type FromActor =
   | { t: 'spawn_failed'; error: string }
   /** `frame` is a ready-to-send UTF-8 JSON `output` frame, transferred (not copied). */
   | { t: 'out'; offset: number; length: number; frame: Uint8Array }
-  | { t: 'replay'; reqId: number; offset: number; end: number; gap: boolean; frame: Uint8Array | null }
+  | {
+      t: 'replay';
+      reqId: number;
+      offset: number;
+      end: number;
+      gap: boolean;
+      frame: Uint8Array | null;
+      /** Screen mode: the serialized screen standing at `offset`; `frame` carries [offset, end). */
+      screen?: { data: string; cols: number; rows: number } | undefined;
+    }
   | { t: 'usage'; cpuMs: number; rssBytes: number }
   | {
       t: 'exit';

@@ -65,6 +65,8 @@ export interface ReplayResult {
   gap: boolean;
   frame: Uint8Array | string | null;
   status: SessionStatus;
+  /** Screen mode: the serialized screen standing at `offset` (frame follows from there). */
+  screen?: { data: string; cols: number; rows: number } | undefined;
 }
 
 export interface Limits {
@@ -356,14 +358,14 @@ export class Supervisor {
    * output frame is delivered, so the caller can send the replay and subscribe the viewer
    * with no hole and no repeat.
    */
-  replay(id: string, since: number | undefined, cb: (r: ReplayResult) => void): void {
+  replay(id: string, since: number | undefined, cb: (r: ReplayResult) => void, mode?: 'screen'): void {
     const r = this.records.get(id);
     if (!r) throw new AppError('SM_ERR_SESSION_NOT_FOUND');
     const l = this.live.get(id);
     if (l?.actor && !isTerminal(r.status) && r.status !== 'queued') {
       const reqId = ++this.replaySeq;
       l.replays.set(reqId, cb);
-      l.actor.send({ t: 'replay', reqId, since });
+      l.actor.send({ t: 'replay', reqId, since: mode === 'screen' ? undefined : since, mode });
       return;
     }
     if (l?.ring) {
@@ -590,7 +592,7 @@ export class Supervisor {
       case 'replay': {
         const cb = l.replays.get(m.reqId);
         l.replays.delete(m.reqId);
-        cb?.({ offset: m.offset, end: m.end, gap: m.gap, frame: m.frame, status: r.status });
+        cb?.({ offset: m.offset, end: m.end, gap: m.gap, frame: m.frame, status: r.status, screen: m.screen });
         break;
       }
       case 'spawned': {

@@ -330,6 +330,8 @@ export class EditorSockets {
   private attach(ws: WebSocket<Conn>, p: Principal, msg: Record<string, unknown>, ref: unknown): void {
     const id = this.session(p, msg.sessionId);
     const since = msg.since;
+    const mode = msg.mode;
+    if (mode !== undefined && mode !== 'screen' && mode !== 'replay') throw new AppError('SM_ERR_VALIDATION', '"mode" must be "replay" or "screen".');
     if (since !== undefined && (typeof since !== 'number' || !Number.isInteger(since) || since < 0)) {
       throw new AppError('SM_ERR_VALIDATION', '"since" must be a non-negative integer byte offset.');
     }
@@ -345,6 +347,7 @@ export class EditorSockets {
       ws.cork(() => {
         const attached: Record<string, unknown> = { type: 'attached', sessionId: id, offset: r.offset, status: r.status };
         if (r.gap) attached.gap = true;
+        if (r.screen) attached.screen = r.screen;
         if (ref !== undefined) attached.ref = ref;
         this.send(ws, attached);
         if (r.frame) {
@@ -360,7 +363,7 @@ export class EditorSockets {
         ws.subscribe(`s/${id}`);
         this.addViewer(id, ws);
       });
-    });
+    }, mode === 'screen' ? 'screen' : undefined);
   }
 
   private addViewer(id: string, ws: WebSocket<Conn>): void {

@@ -101,7 +101,7 @@ describe('cli: sessions', () => {
     await until(() => f.out().includes('live-after-follow\r\n'), 'live output in --follow');
     expect((await cli('kill', id)).stdout).toMatch(/killed/);
     expect(await f.exit).toBe(0);
-    expect(f.out().split('before-follow\r\n').length).toBe(2); // printed once
+    expect(exactLines(f.out().replace(/\r/g, ''), 'before-follow')).toBe(1); // printed once
   });
 
   it('one-off queues a job; --wait streams it and exits with its code; jobs lists it', async () => {
@@ -230,7 +230,7 @@ describe('cli: attach (in tmux)', () => {
     tmux.keys('Enter');
     await tmux.waitFor((p) => exactLines(p, '24 90') === 1, 'the pty resized with the window');
     tmux.keys('C-\\');
-    const after = await tmux.waitFor((p) => p.includes('EXIT='), 'the CLI to exit');
+    const after = await tmux.waitFor((p) => /^EXIT=\d+$/m.test(p), 'the CLI to exit');
     expect(after).toContain('EXIT=0');
     expect(after).toMatch(/\[detached from [0-9a-f]{8}/);
     // The alternate screen is gone: the shell's own screen is back.
@@ -253,7 +253,7 @@ describe('cli: attach (in tmux)', () => {
     tmux.start({ ...env, SESSION_MANAGER_URL: proxy.url }, 100, 40);
     tmux.type(`node ${JSON.stringify(CLI)} attach ${id}; echo "EXIT=$?"`);
     tmux.keys('Enter');
-    await tmux.waitFor((p) => p.includes('detach with Ctrl-\\'), 'the attach banner');
+    await tmux.waitFor((p) => p.includes('detach with Ctrl-\\') && /[#$]\s*$/.test(p), 'the banner and the prompt');
     tmux.type('echo line-$((1+0))');
     tmux.keys('Enter');
     await tmux.waitFor((p) => exactLines(p, 'line-1') === 1, 'line-1');
@@ -268,7 +268,7 @@ describe('cli: attach (in tmux)', () => {
     const screen = await tmux.waitFor((p) => exactLines(p, 'line-2') === 1, 'line-2 after the reconnect');
     for (const l of ['line-1', 'during-2', 'during-3', 'line-2']) expect(exactLines(screen, l), `${l} in:\n${screen}`).toBe(1);
     tmux.keys('C-\\');
-    expect(await tmux.waitFor((p) => p.includes('EXIT='), 'the CLI to exit')).toContain('EXIT=0');
+    expect(await tmux.waitFor((p) => /^EXIT=\d+$/m.test(p), 'the CLI to exit')).toContain('EXIT=0');
     tmux.kill();
   });
 });

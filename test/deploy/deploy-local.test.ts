@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, pidAlive, startServer, until, type TestServer } from '../helpers/server.js';
@@ -54,6 +54,11 @@ describe('deploy with the local provider', () => {
     expect(site.status).toBe(200);
     expect(site.headers.get('content-type')).toMatch(/text\/html/);
     expect(await site.text()).toBe('<h1>built shop</h1>');
+    // Builders' pages run sandboxed (opaque origin): they cannot read the control center's storage.
+    expect(site.headers.get('content-security-policy')).toMatch(/^sandbox /);
+    expect(site.headers.get('content-security-policy')).not.toContain('allow-same-origin');
+    const etag = site.headers.get('etag')!;
+    expect((await fetch(`${s.url}/sites/acme/shop/`, { headers: { 'if-none-match': etag } })).status).toBe(304);
     const css = await fetch(`${s.url}/sites/acme/shop/css/app.css`);
     expect(css.headers.get('content-type')).toMatch(/text\/css/);
     expect(await css.text()).toBe('body{}');
@@ -85,7 +90,12 @@ describe('deploy with the local provider', () => {
   });
 
   it('without a build command publishes dist/ if present, else the workspace minus dotfiles', async () => {
-    writeWorkspace(s, 'acme', 'plain', { 'index.html': 'plain site', '.env': 'TOKEN=x', '.git/config': '[core]', 'node_modules/x/index.js': 'x', 'about/index.html': 'about' });
+    const ws = writeWorkspace(s, 'acme', 'plain', { 'index.html': 'plain site', '.env': 'TOKEN=x', '.git/config': '[core]', 'node_modules/x/index.js': 'x', 'about/index.html': 'about' });
+    const big = Buffer.alloc(3 * 1024 * 1024 + 17);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7919) % 251;
+    writeFileSync(path.join(ws, 'big.bin'), big);
+    symlinkSync('/etc/passwd', path.join(ws, 'passwd'));
+    symlinkSync('/etc', path.join(ws, 'etc'));
     const a = await api(s, 'POST', '/api/deploy/local/acme/plain', { token });
     const done = await waitJob(s, token, a.body.jobId);
     expect(done.status).toBe('succeeded');
@@ -97,6 +107,14 @@ describe('deploy with the local provider', () => {
     expect((await fetch(`${s.url}/sites/acme/plain/node_modules/x/index.js`)).status).toBe(404);
     const release = readlinkSafe(path.join(s.dir, 'deploys', 'acme', 'plain'));
     expect(existsSync(path.join(release, '.env'))).toBe(false);
+    // Symlinks in the workspace are not followed out of it.
+    expect((await fetch(`${s.url}/sites/acme/plain/passwd`)).status).toBe(404);
+    expect((await fetch(`${s.url}/sites/acme/plain/etc/hostname`)).status).toBe(404);
+    // A file above the inline limit is streamed whole.
+    const got = await fetch(`${s.url}/sites/acme/plain/big.bin`);
+    expect(got.status).toBe(200);
+    expect(got.headers.get('content-type')).toBe('application/octet-stream');
+    expect(Buffer.from(await got.arrayBuffer()).equals(big)).toBe(true);
 
     writeWorkspace(s, 'acme', 'plain', { 'dist/index.html': 'from dist' });
     const b = await api(s, 'POST', '/api/deploy/local/acme/plain', { token });

@@ -9,6 +9,14 @@ import type { HttpContext } from '../context.js';
 
 /** Files up to this size are read whole and sent with a Content-Length; bigger ones are streamed. */
 const INLINE_MAX_BYTES = 1024 * 1024;
+/**
+ * Published sites are builders' code served from the server's own origin, where the
+ * control center keeps its token (sessionStorage). A CSP sandbox without
+ * `allow-same-origin` gives every site page an opaque origin: its scripts run but cannot
+ * read that storage (the way Jupyter sandboxes the HTML it serves from /files/). Sites
+ * that need storage or cookies belong on their own origin (the spinforge provider).
+ */
+const SITE_CSP = 'sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads';
 
 /**
  * `GET /sites/:orgId/:projectName/*` (public, like `/preview/…`): what the local deploy
@@ -35,6 +43,9 @@ export function siteRoutes(parts: ServerParts): void {
       'Cache-Control': 'no-cache',
       ETag: etag,
       'X-Content-Type-Options': 'nosniff',
+      'Content-Security-Policy': SITE_CSP,
+      // Public files: a sandboxed page (origin "null") may still fetch its own assets.
+      'Access-Control-Allow-Origin': '*',
     };
     if (ctx.headers['if-none-match'] === etag) {
       ctx.reply.send(304, '', headers);
