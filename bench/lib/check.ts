@@ -64,6 +64,8 @@ export class StreamCheck {
   repeats = 0;
   mismatches = 0;
   frames = 0;
+  /** Frames that had to be decoded (did not match the expected JSON encoding as bytes). */
+  decoded = 0;
   firstError: string | undefined;
   /** performance.now() of the last frame, and of the frame that completed the stream. */
   lastAt = 0;
@@ -108,6 +110,7 @@ export class StreamCheck {
 
   /** A decoded chunk. */
   push(offset: number, data: string, now: number): void {
+    this.decoded++;
     // The expected stream is ASCII: byte offsets are character indexes.
     const ascii = Buffer.byteLength(data) === data.length;
     if (!ascii || offset > this.expected.length || !this.expected.text.startsWith(data, offset)) {
@@ -134,9 +137,11 @@ export class StreamCheck {
     return true;
   }
 
-  summary(): { ok: boolean; received: number; expected: number; lostAtEnd: number; holes: number; holeBytes: number; repeats: number; mismatches: number; firstError?: string } {
+  summary(): { ok: boolean; received: number; expected: number; lostAtEnd: number; holes: number; holeBytes: number; repeats: number; mismatches: number; frames: number; decoded: number; firstError?: string } {
     return {
       ok: this.ok,
+      frames: this.frames,
+      decoded: this.decoded,
       received: this.end,
       expected: this.expected.length,
       lostAtEnd: this.lostAtEnd,

@@ -117,6 +117,8 @@ export function streamFigures(watches: Watch[], t0: number, skip: number): { met
       holeBytes: sums.reduce((a, s) => a + s.holeBytes, 0),
       repeats: sums.reduce((a, s) => a + s.repeats, 0),
       mismatches: sums.reduce((a, s) => a + s.mismatches, 0),
+      frames: sums.reduce((a, s) => a + s.frames, 0),
+      decodedFrames: sums.reduce((a, s) => a + s.decoded, 0),
       exitsSeen: watches.filter((w) => w.exitedAt).length,
       closeCodes: [...new Set(watches.flatMap((w) => w.closeCodes))],
       ...(sums.find((s) => s.firstError) ? { firstError: sums.find((s) => s.firstError)!.firstError } : {}),
