@@ -1,13 +1,17 @@
 /**
  * The benchmark harness (issue 3):
- * `npm run bench -- <scenario|all> [--quick|--tiny] [--runs N] [--set size=N]… [--out DIR]`.
+ * `npm run bench -- <scenario|all> [--quick|--tiny] [--runs N] [--set size=N]… [--out DIR] [--cpu-prof DIR]`.
  *
  * Scenarios: limits, idle-conns, echo-latency, fanout, spawn-rate, rest (`all` runs them in
  * that order). Each alternates project and baseline for `runs` rounds, prints one JSON line
  * and one markdown row, and the whole invocation merges its results into
  * `bench/results/<date>.json` and regenerates `docs/benchmarks.md` and `docs/benchmarks.svg`.
- * `--quick` / `--tiny` write `bench/results/<date>-quick.json` and leave docs alone.
+ * `--quick`, `--tiny` or `--set` write `<tmpdir>/session-manager-bench/<date>-quick.json`
+ * and leave the repository alone.
  * `--out DIR` puts the JSON and the docs in DIR instead (the smoke test uses it).
+ * `--cpu-prof DIR` starts both servers with `--cpu-prof` (profiles of every thread land in
+ * DIR/project and DIR/baseline when each server stops); `node dist/bench/profile.js DIR/…`
+ * prints where the time went.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,7 +41,7 @@ const OVERALL_TIMEOUT_MS = 60 * 60 * 1000;
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`bench: ${msg}\n`);
   process.stderr.write(
-    `usage: npm run bench -- <${SCENARIOS.map((s) => s.name).join('|')}|all> [--quick|--tiny] [--runs N] [--set size=N]… [--out DIR]\n`,
+    `usage: npm run bench -- <${SCENARIOS.map((s) => s.name).join('|')}|all> [--quick|--tiny] [--runs N] [--set size=N]… [--out DIR] [--cpu-prof DIR]\n`,
   );
   process.exit(2);
 }
@@ -47,6 +51,7 @@ interface Args {
   sizes: Sizes;
   mode: 'full' | 'quick' | 'tiny';
   out: string | undefined;
+  cpuProf: string | undefined;
 }
 
 /** `--set key=value` overrides one size (e.g. `--set fanoutViewers=5`). */
@@ -62,6 +67,7 @@ function parseArgs(argv: string[]): Args {
   let runs: number | undefined;
   let out: string | undefined;
   const sets: string[] = [];
+  let cpuProf: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') mode = 'quick';
@@ -73,6 +79,10 @@ function parseArgs(argv: string[]): Args {
       out = argv[++i];
       if (!out) usage('--out takes a directory');
     } else if (a === '--set') sets.push(argv[++i] ?? '');
+    else if (a === '--cpu-prof') {
+      cpuProf = argv[++i];
+      if (!cpuProf) usage('--cpu-prof takes a directory');
+    }
     else if (a === '--help' || a === '-h') usage();
     else if (a.startsWith('-')) usage(`unknown option ${a}`);
     else if (which) usage('one scenario (or all) at a time');
@@ -84,8 +94,9 @@ function parseArgs(argv: string[]): Args {
   const base = mode === 'full' ? FULL : mode === 'quick' ? QUICK : TINY;
   const sizes: Sizes = { ...base, ...(runs ? { runs } : {}) };
   for (const spec of sets) applySet(sizes, spec);
-  // Hand-sized runs are not the issue's sizes: keep them out of docs/benchmarks.md.
-  return { scenarios, sizes, mode: sets.length && mode === 'full' ? 'quick' : mode, out };
+  // Hand-sized or profiled runs are not the issue's figures: keep them out of docs/benchmarks.md.
+  const tuned = (sets.length > 0 || cpuProf !== undefined) && mode === 'full';
+  return { scenarios, sizes, mode: tuned ? 'quick' : mode, out, cpuProf };
 }
 
 async function main(): Promise<void> {
@@ -103,6 +114,12 @@ async function main(): Promise<void> {
       let p = payloads.get(bytes);
       if (!p) payloads.set(bytes, (p = makePayload(tmp, bytes)));
       return p;
+    },
+    serverNodeArgs: (side) => {
+      if (!args.cpuProf) return undefined;
+      const dir = path.resolve(args.cpuProf, side);
+      mkdirSync(dir, { recursive: true });
+      return ['--cpu-prof', `--cpu-prof-dir=${dir}`];
     },
   };
   const cleanup = () => {
@@ -140,7 +157,7 @@ async function main(): Promise<void> {
 
   const date = new Date().toISOString().slice(0, 10);
   const quick = args.mode !== 'full';
-  const resultsDir = args.out ?? path.join(ROOT, 'bench/results');
+  const resultsDir = args.out ?? (quick ? path.join(tmpdir(), 'session-manager-bench') : path.join(ROOT, 'bench/results'));
   const docsDir = args.out ?? (quick ? undefined : path.join(ROOT, 'docs'));
   mkdirSync(resultsDir, { recursive: true });
   const resultsFile = path.join(resultsDir, `${date}${quick ? '-quick' : ''}.json`);

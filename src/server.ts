@@ -19,6 +19,10 @@ import { sessionRoutes } from './http/routes/sessions.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { EditorSockets } from './ws/editor-socket.js';
 import { registerFeatures } from './http/routes/features.js';
+import { AgentBridge } from './agent/bridge.js';
+import { agentSocket } from './ws/agent-socket.js';
+import { CREDENTIAL_PREFIX } from './supervisor/supervisor.js';
+import type { Conversations } from './conversations/conversations.js';
 
 /** Everything a route module may need; later features add their routes through it. */
 export interface ServerParts {
@@ -38,6 +42,8 @@ export interface ServerParts {
   addReadyCheck(name: string, fn: () => Promise<boolean>): void;
   /** The server's base URL (known once listening). */
   url(): string;
+  /** Conversation history (set by the conversations feature). */
+  conversations?: Conversations | undefined;
 }
 
 export interface RunningServer {
@@ -88,7 +94,11 @@ export async function startServer(config: Config, env: Record<string, string | u
     url: () => url,
   };
 
-  sessionRoutes(router, supervisor, config.dataDir, config.testHooks);
+  const bridge = new AgentBridge(supervisor, () => parts.conversations, log);
+  sockets.bridge = bridge;
+  bridge.viewers = sockets;
+  agentSocket(app, supervisor, bridge, log, () => closing);
+  sessionRoutes(router, supervisor, config.dataDir, config.testHooks, { bridge: () => bridge, conversations: () => parts.conversations });
   adminRoutes(router, {
     sup: supervisor,
     store,
@@ -110,11 +120,27 @@ export async function startServer(config: Config, env: Record<string, string | u
   const authenticate = async (ctx: HttpContext, mode: 'user' | 'any'): Promise<Principal> => {
     const h = ctx.headers.authorization ?? '';
     const token = /^Bearer\s+(.+)$/i.exec(h)?.[1]?.trim();
+    if (token?.startsWith(CREDENTIAL_PREFIX)) return agentPrincipal(ctx, token);
     if (mode === 'any' && !token) {
       const cohost = ctx.query.get('cohost');
       if (cohost && sockets.cohost) return sockets.cohost(cohost);
     }
     return auth.verify(token);
+  };
+
+  /**
+   * An agent's SESSION_TOKEN works on its own session's routes and its project's planner and
+   * conversations, and nowhere else.
+   */
+  const agentPrincipal = (ctx: HttpContext, token: string): Principal => {
+    const r = supervisor.resolveCredential(token);
+    if (!r) throw new AppError('SM_ERR_UNAUTHORIZED', 'The session credential is not valid (or its session ended).');
+    const own = [`/api/sessions/${r.id}/`, `/api/planner/${r.orgId}/${r.projectName}`, `/api/conversations/${r.orgId}/${r.projectName}`];
+    const path = ctx.path.endsWith('/') ? ctx.path : ctx.path + '/';
+    if (!own.some((prefix) => path.startsWith(prefix.endsWith('/') ? prefix : prefix + '/'))) {
+      throw new AppError('SM_ERR_FORBIDDEN', 'A session credential only reaches its own session and project.');
+    }
+    return { kind: 'agent', userId: `agent:${r.id}`, orgId: r.orgId, roles: [], scope: { orgId: r.orgId, projectName: r.projectName, sessionId: r.id }, token };
   };
 
   app.any('/*', (res, req) => {

@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from './helpers/server.js';
+import { ExpectedStream, StreamCheck } from '../bench/lib/check.js';
+import { parseOutputFast } from '../bench/lib/frames.js';
 
 const RUN = path.join(ROOT, 'dist/bench/run.js');
 const SCENARIOS = ['limits', 'idle-conns', 'echo-latency', 'fanout', 'spawn-rate', 'rest'];
@@ -58,6 +60,41 @@ beforeAll(async () => {
 
 afterAll(() => {
   if (out) rmSync(out, { recursive: true, force: true });
+});
+
+describe('bench byte checker', () => {
+  const text = 'READY\r\n' + 'QUJD"\\x\t'.repeat(300) + 'tail\r\n';
+  const expected = new ExpectedStream(text);
+  const prefix = Buffer.from('{"type":"output","sessionId":"', 'latin1');
+  const suffix = Buffer.from('"}', 'latin1');
+  const id = '00000000-0000-4000-8000-000000000000';
+  const frame = (offset: number, data: string) => Buffer.from(`{"type":"output","sessionId":"${id}","offset":${offset},"data":${JSON.stringify(data)}}`);
+  const feed = (c: StreamCheck, offset: number, data: string) => {
+    const buf = frame(offset, data);
+    const o = parseOutputFast(buf, prefix, suffix);
+    expect(o?.sessionId).toBe(id);
+    if (!c.pushEscaped(o!.offset, buf, o!.dataStart, o!.dataEnd, 0)) c.push(offset, data, 0);
+  };
+
+  it('accepts a stream split anywhere, checked as encoded bytes without decoding', () => {
+    const c = new StreamCheck(expected);
+    for (let at = 0; at < text.length; ) {
+      const n = 1 + ((at * 7) % 97);
+      feed(c, at, text.slice(at, at + n));
+      at += n;
+    }
+    expect(c.summary()).toMatchObject({ ok: true, holes: 0, repeats: 0, mismatches: 0, decoded: 0, lostAtEnd: 0 });
+  });
+
+  it('finds wrong bytes, holes, repeats and a lost tail', () => {
+    const c = new StreamCheck(expected);
+    feed(c, 0, text.slice(0, 100));
+    feed(c, 100, 'X' + text.slice(101, 200));
+    feed(c, 250, text.slice(250, 300));
+    feed(c, 280, text.slice(280, 320));
+    const s = c.summary();
+    expect(s).toMatchObject({ ok: false, mismatches: 1, holes: 1, holeBytes: 50, repeats: 1, received: 320, lostAtEnd: text.length - 320 });
+  });
 });
 
 describe('bench harness (tiny sizes)', () => {

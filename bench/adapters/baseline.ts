@@ -140,11 +140,12 @@ function connectSocketIo(url: string, token: string): Promise<Viewer> {
   });
 }
 
-export const startBaseline: StartSide = async ({ dir }) => {
+export const startBaseline: StartSide = async ({ dir, nodeArgs }) => {
   const dataDir = path.join(dir, 'data');
   mkdirSync(dataDir, { recursive: true });
   const child = await spawnNode(BASELINE_MAIN, [], {
     cwd: dir,
+    ...(nodeArgs ? { nodeArgs } : {}),
     readyPrefix: 'baseline ready at ',
     env: {
       ...baseEnv(dir),

@@ -109,11 +109,12 @@ export function connectWs(wsUrl: string): Promise<ProjectViewer> {
   });
 }
 
-export const startProject: StartSide = async ({ dir, maxSessions }) => {
+export const startProject: StartSide = async ({ dir, maxSessions, nodeArgs }) => {
   const dataDir = path.join(dir, 'data');
   mkdirSync(dataDir, { recursive: true });
   const child = await spawnNode(PROJECT_MAIN, [], {
     cwd: dir,
+    ...(nodeArgs ? { nodeArgs } : {}),
     readyPrefix: 'session-manager ready at ',
     env: {
       ...baseEnv(dir),
@@ -125,7 +126,6 @@ export const startProject: StartSide = async ({ dir, maxSessions }) => {
       DEPLOY_DIR: path.join(dir, 'deploys'),
       NODE_ID: `bench-${path.basename(dir)}`,
       MAX_CONCURRENT_SESSIONS: String(maxSessions),
-      PORT_RANGE: '20000-29999',
       LOG_LEVEL: 'info',
     },
   });

@@ -42,5 +42,5 @@ export interface ServerUnderTest {
 }
 
 export interface StartSide {
-  (opts: { dir: string; maxSessions: number }): Promise<ServerUnderTest>;
+  (opts: { dir: string; maxSessions: number; nodeArgs?: string[] }): Promise<ServerUnderTest>;
 }

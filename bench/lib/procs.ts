@@ -273,34 +273,37 @@ export class Probe {
   private cpuMark = 0;
   private driverMark = process.cpuUsage();
 
-  constructor(private readonly child: Child, everyMs = 250) {
+  /** Without a child, only the machine and the driver are measured. */
+  constructor(private readonly child: Child | undefined, everyMs = 250) {
+    if (!child) return;
     this.sample();
     this.timer = setInterval(() => this.sample(), everyMs);
     this.timer.unref();
   }
 
   private sample(): void {
+    if (!this.child) return;
     const r = rssKiB(this.child.pid);
     if (r > this.peakRssKiB) this.peakRssKiB = r;
   }
 
   /** Start a measured window (server and driver CPU). */
   mark(): void {
-    this.cpuMark = cpuSeconds(this.child.pid);
+    this.cpuMark = this.child ? cpuSeconds(this.child.pid) : 0;
     this.driverMark = process.cpuUsage();
   }
 
   /** Server and driver CPU seconds since `mark()`. */
   since(): { serverCpuS: number; driverCpuS: number } {
     const d = process.cpuUsage(this.driverMark);
-    return { serverCpuS: cpuSeconds(this.child.pid) - this.cpuMark, driverCpuS: (d.user + d.system) / 1e6 };
+    return { serverCpuS: this.child ? cpuSeconds(this.child.pid) - this.cpuMark : NaN, driverCpuS: (d.user + d.system) / 1e6 };
   }
 
   /** Stop sampling; machine figures over the probe's whole life. */
   finish(): MachineLoad {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    rememberDescendants(this.child);
+    if (this.child) rememberDescendants(this.child);
     const m1 = machineCpu();
     const d = process.cpuUsage(this.d0);
     return {

@@ -38,6 +38,8 @@ export interface Ctx {
   /** Limit figures measured earlier in this invocation (fan-out reuses the pty read limit). */
   limits: Record<string, SideSummary>;
   payload(bytes: number): Payload;
+  /** Extra node flags for the servers under test (e.g. --cpu-prof). */
+  serverNodeArgs(side: SideName): string[] | undefined;
 }
 
 export interface SideSummary {
@@ -141,7 +143,8 @@ export async function withServer(
   fn: (srv: ServerUnderTest, probe: Probe) => Promise<{ metrics: Metrics; check?: Record<string, unknown>; errors?: string[]; after?: () => void }>,
 ): Promise<SideRun> {
   const dir = mkdtempSync(path.join(ctx.tmp, 'srv-'));
-  const srv = await start({ dir, maxSessions });
+  const nodeArgs = ctx.serverNodeArgs(start === ctx.sides.project ? 'project' : 'baseline');
+  const srv = await start({ dir, maxSessions, ...(nodeArgs ? { nodeArgs } : {}) });
   const probe = new Probe(srv.child);
   let out: Awaited<ReturnType<typeof fn>> | undefined;
   let stop: StopResult | undefined;

@@ -12,10 +12,13 @@ import { base64TerminalText } from '../lib/payload.js';
 
 /** Data per frame: the project's coalescing limit (COALESCE_BYTES). */
 const FRAME_DATA = 64 * 1024;
-/** Publish while every client has less than this buffered. */
-const HIGH_WATER = 1024 * 1024;
+/** Publish while every client has less than this buffered (the project's WS_MAX_BACKPRESSURE default). */
+const HIGH_WATER = 4 * 1024 * 1024;
 /** Re-check for room this often, in case no drain event comes. */
 const PUMP_EVERY_MS = 5;
+
+/** A session id shaped like the project's (a UUID), so frames are the same size and shape. */
+const SESSION_ID = '00000000-0000-4000-8000-000000000000';
 
 const file = process.argv[2];
 if (!file) {
@@ -26,9 +29,9 @@ const body = base64TerminalText(readFileSync(file));
 const frames: Buffer[] = [];
 for (let off = 0; off < body.length; off += FRAME_DATA) {
   const data = body.slice(off, off + FRAME_DATA);
-  frames.push(Buffer.from(`{"type":"output","sessionId":"limit","offset":${off},"data":${JSON.stringify(data)}}`));
+  frames.push(Buffer.from(`{"type":"output","sessionId":"${SESSION_ID}","offset":${off},"data":${JSON.stringify(data)}}`));
 }
-const exitFrame = Buffer.from('{"type":"exit","sessionId":"limit","exitCode":0,"signal":null}');
+const exitFrame = Buffer.from(`{"type":"exit","sessionId":"${SESSION_ID}","exitCode":0,"signal":null}`);
 
 const sockets = new Set<uWS.WebSocket<object>>();
 const app = uWS.App();

@@ -31,6 +31,7 @@ function num(x: unknown): number {
 
 function fmtValue(v: number, unit: string): string {
   if (!Number.isFinite(v)) return 'n/a';
+  if (unit === 'B') return `${Math.round(v).toLocaleString('en-US')} B`;
   const s = Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(Math.abs(v) >= 10 ? 1 : 2);
   return `${s} ${unit}`;
 }
@@ -55,9 +56,9 @@ export function groupsFrom(r: ResultsFile): Group[] {
   };
   pair('Server RSS per idle socket', 'KiB', 'lower', 'idle-conns', 'rssPerSocketKiB');
   pair('Connect + attach rate', 'conn/s', 'higher', 'idle-conns', 'connectPerS');
-  pair('Echo latency p99 (50 sessions)', 'ms', 'lower', 'echo-latency', 'p99Ms');
+  pair(`Echo latency p99 (${s['echo-latency']?.sizes.sessions ?? '?'} sessions)`, 'ms', 'lower', 'echo-latency', 'p99Ms');
   pair('Echo throughput', 'pings/s', 'higher', 'echo-latency', 'pingsPerS');
-  pair('Fan-out per viewer', 'MB/s', 'higher', 'fanout', 'mbpsPerViewer', [
+  pair(`Fan-out per viewer (${s.fanout?.sizes.viewers ?? '?'} viewers)`, 'MB/s', 'higher', 'fanout', 'mbpsPerViewer', [
     { label: 'limit: pty read', value: num(lim('pty-read').mbps), kind: 'limit' },
     { label: 'limit: uWS from memory', value: num(lim('uws-fanout').mbpsPerViewer), kind: 'limit' },
   ]);
@@ -72,9 +73,12 @@ export function groupsFrom(r: ResultsFile): Group[] {
 export function renderChart(r: ResultsFile): string {
   const groups = groupsFrom(r);
   const parts: string[] = [];
-  let y = 56;
+  let y = 70;
   for (const g of groups) {
-    parts.push(`<text x="12" y="${y}" class="t">${esc(g.title)}</text><text x="${WIDTH - 12}" y="${y}" class="n" text-anchor="end">${g.better} is better</text>`);
+    const p = g.bars.find((b) => b.kind === 'project')?.value ?? NaN;
+    const b = g.bars.find((b) => b.kind === 'baseline')?.value ?? NaN;
+    const r = Number.isFinite(p) && Number.isFinite(b) && b !== 0 ? ` · project/baseline ${(p / b).toFixed(p / b < 0.1 ? 3 : 2)}×` : '';
+    parts.push(`<text x="12" y="${y}" class="t">${esc(g.title)}</text><text x="${WIDTH - 12}" y="${y}" class="n" text-anchor="end">${g.better} is better${r}</text>`);
     y += 8;
     const max = Math.max(...g.bars.map((b) => (Number.isFinite(b.value) ? b.value : 0)), 1e-9);
     for (const b of g.bars) {

@@ -2,13 +2,13 @@ import { AppError } from '../errors.js';
 
 /** Who is calling: a builder (JWT) or a cohost guest (view-only share link). */
 export interface Principal {
-  kind: 'user' | 'guest';
+  kind: 'user' | 'guest' | 'agent';
   userId: string;
   /** The org claim; undefined when the token has none (then only admins reach org routes). */
   orgId: string | undefined;
   roles: string[];
-  /** For guests: the one project they may watch. */
-  scope?: { orgId: string; projectName: string; tokenId: string };
+  /** Guests: the one project they may watch. Agents: their project and their own session. */
+  scope?: { orgId: string; projectName: string; tokenId?: string; sessionId?: string };
   /** The raw bearer token (passed to agents as SESSION_TOKEN; never logged). */
   token: string;
 }
@@ -18,7 +18,7 @@ export function isAdmin(p: Principal): boolean {
 }
 
 export function canAccessOrg(p: Principal, orgId: string): boolean {
-  if (p.kind === 'guest') return p.scope?.orgId === orgId;
+  if (p.kind !== 'user') return p.scope?.orgId === orgId;
   return isAdmin(p) || p.orgId === orgId;
 }
 

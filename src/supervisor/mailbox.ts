@@ -22,7 +22,19 @@ export interface ActorSpec {
   initialRing?: Uint8Array | undefined;
   /** Fault-injection messages accepted (tests only). */
   testHooks: boolean;
+  /** `acp`: the agent runs with stdio pipes and speaks the Agent Client Protocol. */
+  protocol: 'pty' | 'acp';
 }
+
+/** Structured events an ACP actor reports (see workers/acp-client.ts). */
+export type AgentEventFromActor =
+  | { kind: 'message'; role: 'assistant'; content: string }
+  | { kind: 'tool_call'; id: string; name: string; args: unknown }
+  | { kind: 'tool_result'; callId: string; output: unknown; isError: boolean }
+  | { kind: 'status'; state: string; detail?: string }
+  | { kind: 'permission_request'; requestId: string; toolCall: unknown; options: Array<{ optionId: string; name: string; kind: string }> }
+  | { kind: 'prompt_done'; promptId: string; stopReason: string }
+  | { kind: 'prompt_failed'; promptId: string; error: string };
 
 export type ToActor =
   | { t: 'input'; data: string }
@@ -31,7 +43,10 @@ export type ToActor =
   | { t: 'kill'; reason: string }
   | { t: 'replay'; reqId: number; since?: number | undefined; mode?: 'screen' | undefined }
   | { t: 'ack'; offset: number }
-  | { t: 'fault'; kind: 'throw' | 'crash-worker' };
+  | { t: 'fault'; kind: 'throw' | 'crash-worker' }
+  | { t: 'prompt'; id: string; text: string }
+  | { t: 'cancel' }
+  | { t: 'permission'; requestId: string; optionId: string | null };
 
 export type FromActor =
   | { t: 'spawned'; pid: number }
@@ -49,6 +64,7 @@ export type FromActor =
       screen?: { data: string; cols: number; rows: number } | undefined;
     }
   | { t: 'usage'; cpuMs: number; rssBytes: number }
+  | { t: 'agent_event'; event: AgentEventFromActor }
   | {
       t: 'exit';
       exitCode: number | null;

@@ -18,6 +18,8 @@ export interface AgentProfile {
   /** Working directory relative to the workspace. */
   cwd?: string | undefined;
   restart: RestartPolicy;
+  /** `acp`: spawned with stdio pipes and spoken to with the Agent Client Protocol. */
+  protocol?: 'acp' | undefined;
 }
 
 export const BUILTIN_PROFILES: Record<string, AgentProfile> = {
@@ -30,7 +32,8 @@ export const BUILTIN_PROFILES: Record<string, AgentProfile> = {
 function parseProfile(name: string, raw: unknown, file: string): AgentProfile {
   const where = `${file}: profile "${name}"`;
   if (!isPlainObject(raw)) throw new Error(`${where} must be an object`);
-  const { command, args, type, env, cwd, restart } = raw;
+  const { command, args, type, env, cwd, restart, protocol } = raw;
+  if (protocol !== undefined && protocol !== 'acp') throw new Error(`${where}: "protocol" must be "acp" when set`);
   if (command !== undefined && (typeof command !== 'string' || !command)) throw new Error(`${where}: "command" must be a non-empty string`);
   if (args !== undefined && (!Array.isArray(args) || !args.every((a) => typeof a === 'string'))) throw new Error(`${where}: "args" must be an array of strings`);
   if (type !== undefined && type !== 'long_running' && type !== 'one_off') throw new Error(`${where}: "type" must be long_running or one_off`);
@@ -45,6 +48,7 @@ function parseProfile(name: string, raw: unknown, file: string): AgentProfile {
     env: (env as Record<string, string> | undefined) ?? {},
     cwd: cwd as string | undefined,
     restart: (restart as RestartPolicy | undefined) ?? 'never',
+    protocol: protocol as 'acp' | undefined,
   };
 }
 

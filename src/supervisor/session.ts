@@ -9,9 +9,10 @@ export type SessionStatus =
   | 'killed'
   | 'crashed'
   | 'idle_terminated'
+  | 'completed'
   | 'lost';
 
-export const TERMINAL_STATUSES: ReadonlySet<SessionStatus> = new Set(['exited', 'failed', 'killed', 'crashed', 'idle_terminated', 'lost']);
+export const TERMINAL_STATUSES: ReadonlySet<SessionStatus> = new Set(['exited', 'failed', 'killed', 'crashed', 'idle_terminated', 'completed', 'lost']);
 export const LIVE_STATUSES: ReadonlySet<SessionStatus> = new Set(['starting', 'running']);
 
 /** The persisted session record (DESIGN §2). */
@@ -42,6 +43,13 @@ export interface SessionRecord {
   restarts: number;
   /** Output bytes produced so far (the next chunk's offset). */
   outputOffset: number;
+  /** The conversation this session's turns are kept in (agent bridge). */
+  conversationId?: string | null;
+  /** Set by `complete`: what the agent or owner reported. */
+  summary?: string | null;
+  artifacts?: unknown[] | null;
+  /** Set by a terminate that gave details. */
+  details?: unknown;
 }
 
 export function isTerminal(s: SessionStatus): boolean {

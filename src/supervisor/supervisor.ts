@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config.js';
@@ -11,7 +11,7 @@ import { ensureWorkspace } from '../workspace/paths.js';
 import { signalAgent } from '../../workers/process-tree.js';
 import { ActorPool, type ActorHandle } from './actor-pool.js';
 import { buildAgentEnv } from './agent-env.js';
-import { outputFrameText, type FromActor } from './mailbox.js';
+import { outputFrameText, type AgentEventFromActor, type FromActor } from './mailbox.js';
 import { PortAllocator } from './ports.js';
 import { commandAvailable, getProfile, type AgentProfile } from './profiles.js';
 import { isTerminal, type SessionRecord, type SessionStatus } from './session.js';
@@ -30,6 +30,13 @@ const RESTART_STABLE_MS = 60_000;
 /** Starts tried when a worker dies before the pty is up, and the pause between them. */
 const START_ATTEMPTS = 5;
 const START_RETRY_DELAY_MS = 100;
+
+/** Agent credentials are recognizable by prefix (never confused with a JWT). */
+export const CREDENTIAL_PREFIX = 'sm_ses_';
+
+function hashCredential(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
 
 /** True when `pid` is alive and its environment carries SESSION_ID=<sessionId>. */
 async function isAgentOf(pid: number, sessionId: string): Promise<boolean> {
@@ -56,7 +63,7 @@ export interface CreateSessionInput {
   priority?: number | undefined;
   cols?: number | undefined;
   rows?: number | undefined;
-  token: string;
+  conversationId?: string | undefined;
 }
 
 export interface ReplayResult {
@@ -93,6 +100,8 @@ interface Live {
   run: number;
   /** The current start is the last attempt (no retry if its worker dies). */
   lastAttempt: boolean;
+  /** sha256 of this run's agent credential. */
+  credentialHash: string | undefined;
 }
 
 export interface SupervisorDeps {
@@ -263,9 +272,9 @@ export class Supervisor {
       workspacePath,
       restarts: 0,
       outputOffset: 0,
+      conversationId: input.conversationId ?? null,
     };
     this.records.set(record.id, record);
-    this.tokens.set(record.id, input.token);
     await this.persist(record);
     await this.job(record, 'created');
     void this.event(record, 'session:created');
@@ -278,8 +287,31 @@ export class Supervisor {
     return { record, queued: true };
   }
 
-  /** Builders' tokens by session, passed to the agent as SESSION_TOKEN (kept in memory only). */
-  private readonly tokens = new Map<string, string>();
+  /**
+   * Per-run agent credentials (SESSION_TOKEN): sha256 → session id. Minted at each start,
+   * valid only for that session and only while that run lives.
+   */
+  private readonly credentials = new Map<string, string>();
+
+  /** The live session a credential belongs to, or undefined. */
+  resolveCredential(token: string): SessionRecord | undefined {
+    const id = this.credentials.get(hashCredential(token));
+    const r = id ? this.records.get(id) : undefined;
+    return r && (r.status === 'running' || r.status === 'starting') ? r : undefined;
+  }
+
+  private mintCredential(l: Live, id: string): string {
+    if (l.credentialHash) this.credentials.delete(l.credentialHash);
+    const token = `${CREDENTIAL_PREFIX}${randomBytes(32).toString('base64url')}`;
+    l.credentialHash = hashCredential(token);
+    this.credentials.set(l.credentialHash, id);
+    return token;
+  }
+
+  private revokeCredential(l: Live | undefined): void {
+    if (l?.credentialHash) this.credentials.delete(l.credentialHash);
+    if (l) l.credentialHash = undefined;
+  }
 
   input(id: string, data: string): void {
     const l = this.requireLive(id);
@@ -301,6 +333,60 @@ export class Supervisor {
     l.actor!.send({ t: 'signal', signal });
   }
 
+  private readonly endedHooks: Array<(r: SessionRecord) => void> = [];
+
+  /** Called whenever a session reaches a terminal status. */
+  onEnded(fn: (r: SessionRecord) => void): void {
+    this.endedHooks.push(fn);
+  }
+
+  /** Where agent events from ACP actors go (the agent bridge sets it). */
+  agentEvents: (r: SessionRecord, e: AgentEventFromActor) => void = () => {};
+
+  /** The session's profile speaks ACP (structured prompts go to the actor, not the pty). */
+  speaksAcp(id: string): boolean {
+    const r = this.records.get(id);
+    return !!r && this.deps.profiles.get(r.agent)?.protocol === 'acp';
+  }
+
+  /** Send a prompt to an ACP actor. */
+  acpPrompt(id: string, promptId: string, text: string): void {
+    this.requireLive(id).actor!.send({ t: 'prompt', id: promptId, text });
+  }
+
+  acpCancel(id: string): void {
+    this.requireLive(id).actor!.send({ t: 'cancel' });
+  }
+
+  acpPermission(id: string, requestId: string, optionId: string | null): void {
+    this.requireLive(id).actor!.send({ t: 'permission', requestId, optionId });
+  }
+
+  /** Merge a patch into the session's metadata (null deletes a key) and persist it. */
+  patchMetadata(id: string, patch: Record<string, unknown>): Record<string, unknown> {
+    const r = this.records.get(id);
+    if (!r) throw new AppError('SM_ERR_SESSION_NOT_FOUND');
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === null) delete r.metadata[k];
+      else r.metadata[k] = v;
+    }
+    void this.persist(r);
+    return r.metadata;
+  }
+
+  /** Bind a conversation to a session (at start, when none was given). */
+  bindConversation(id: string, conversationId: string): void {
+    const r = this.records.get(id);
+    if (!r) return;
+    r.conversationId = conversationId;
+    void this.persist(r);
+  }
+
+  /** Deliver a frame to a session's viewers (agent events, participants). */
+  toViewers(id: string, frame: string): void {
+    this.fanout.session(id, frame);
+  }
+
   /** Test hook: make an actor throw or its worker die. */
   fault(id: string, kind: 'throw' | 'crash-worker'): void {
     this.requireLive(id).actor!.send({ t: 'fault', kind });
@@ -311,9 +397,19 @@ export class Supervisor {
    * sessions leave the queue. Resolves with the record once the agent has exited (or after
    * KILL_WAIT_MS). Ended sessions are returned unchanged.
    */
-  async terminate(id: string, as: 'killed' | 'idle_terminated', message?: string): Promise<SessionRecord> {
+  async terminate(
+    id: string,
+    as: 'killed' | 'idle_terminated' | 'completed',
+    message?: string,
+    extra: { details?: unknown; summary?: string; artifacts?: unknown[] } = {},
+  ): Promise<SessionRecord> {
     const r = this.records.get(id);
     if (!r) throw new AppError('SM_ERR_SESSION_NOT_FOUND');
+    if (!isTerminal(r.status)) {
+      if (extra.details !== undefined) r.details = extra.details;
+      if (extra.summary !== undefined) r.summary = extra.summary;
+      if (extra.artifacts !== undefined) r.artifacts = extra.artifacts;
+    }
     if (r.status === 'queued') {
       this.queue.remove(id);
       this.deps.metrics.setQueued(this.queue.size);
@@ -473,6 +569,7 @@ export class Supervisor {
         startedAtMs: 0,
         run: 0,
         lastAttempt: false,
+        credentialHash: undefined,
       };
       this.live.set(id, l);
     }
@@ -533,7 +630,7 @@ export class Supervisor {
       this.deps.secrets,
       {
         sessionId: r.id,
-        token: this.tokens.get(r.id) ?? '',
+        token: this.mintCredential(l, r.id),
         workspaceDir: r.workspacePath,
         orgId: r.orgId,
         projectName: r.projectName,
@@ -558,6 +655,7 @@ export class Supervisor {
         baseOffset: r.outputOffset,
         initialRing,
         testHooks: this.deps.config.testHooks,
+        protocol: profile.protocol === 'acp' ? 'acp' : 'pty',
       },
       (m) => {
         if (l.run === run) this.onActorMessage(r, l, m);
@@ -622,6 +720,10 @@ export class Supervisor {
       case 'usage':
         l.usage = { cpuMs: m.cpuMs, rssBytes: m.rssBytes, at: new Date().toISOString() };
         break;
+      case 'agent_event':
+        l.lastActivity = Date.now();
+        this.agentEvents(r, m.event);
+        break;
       case 'exit':
         void this.onExit(r, l, m);
         break;
@@ -645,7 +747,7 @@ export class Supervisor {
       reason = `actor error: ${m.error ?? 'unknown'}`;
     } else if (l.killReason) {
       status = l.killReason;
-      reason = l.killMessage ?? (status === 'idle_terminated' ? 'idle timeout' : 'terminated through the API');
+      reason = l.killMessage ?? (status === 'idle_terminated' ? 'idle timeout' : status === 'completed' ? 'completed' : 'terminated through the API');
     } else if (r.type === 'one_off') {
       status = 'exited';
       reason = m.signal ? `ended by ${m.signal}` : `exited with code ${m.exitCode}`;
@@ -702,6 +804,7 @@ export class Supervisor {
     r.endedAt = new Date().toISOString();
     r.port = null;
     const l = this.live.get(r.id);
+    this.revokeCredential(l);
     if (l) {
       r.lastActivityAt = new Date(l.lastActivity).toISOString();
       for (const w of l.exitWaiters.splice(0)) w();
@@ -714,6 +817,15 @@ export class Supervisor {
       JSON.stringify({ type: 'exit', sessionId: r.id, exitCode: r.exitCode, signal: r.signal, reason: r.reason, status }),
     );
     this.statusChanged(r);
+    for (const fn of this.endedHooks) {
+      try {
+        fn(r);
+      } catch (err) {
+        this.deps.log.warn('session-ended hook failed', { sessionId: r.id, error: err as Error });
+      }
+    }
+    if (status === 'completed') void this.event(r, 'session:completed');
+    else if (status === 'killed' || status === 'idle_terminated') void this.event(r, 'session:terminated');
     this.deps.log.info('session ended', { sessionId: r.id, status, reason });
     if (!this.closing) void this.admit();
   }

@@ -10,6 +10,7 @@ import type { Supervisor, ReplayResult } from '../supervisor/supervisor.js';
 import { isTerminal } from '../supervisor/session.js';
 import { assertSessionId, assertSignal, isName, isPlainObject, MAX_COLS, MAX_ROWS } from '../validate.js';
 import { statusLine } from '../http/reply.js';
+import type { AgentBridge } from '../agent/bridge.js';
 
 /** A connection without a token must send `auth` within this time (DESIGN §4). */
 const AUTH_TIMEOUT_MS = 5000;
@@ -29,6 +30,7 @@ interface Conn {
   sessions: Set<string>;
   topics: Set<string>;
   closed: boolean;
+  openedAt: number;
 }
 
 export type CohostResolver = (token: string) => Promise<Principal>;
@@ -56,6 +58,8 @@ export class EditorSockets {
   private readonly busTopics = new Map<string, { count: number; off: () => void }>();
   private nextId = 1;
   cohost: CohostResolver | undefined;
+  /** The agent bridge (prompts, cancel, permission answers, participants). */
+  bridge: AgentBridge | undefined;
 
   constructor(private readonly d: EditorSocketDeps) {
     d.app.ws<Conn>('/ws', {
@@ -114,7 +118,7 @@ export class EditorSockets {
     };
     const accept = (principal: Principal | undefined) => {
       if (aborted) return;
-      const conn: Conn = { id: this.nextId++, principal, authTimer: undefined, backlog: undefined, sessions: new Set(), topics: new Set(), closed: false };
+      const conn: Conn = { id: this.nextId++, principal, authTimer: undefined, backlog: undefined, sessions: new Set(), topics: new Set(), closed: false, openedAt: Date.now() };
       res.cork(() => res.upgrade(conn, key, protocol, extensions, ctx));
     };
     if (this.d.isClosing()) return refuse(new AppError('SM_ERR_SHUTTING_DOWN'));
@@ -268,6 +272,30 @@ export class EditorSockets {
         this.d.supervisor.signal(id, assertSignal(msg.signal));
         return;
       }
+      case 'prompt': {
+        const id = this.writable(p, msg.sessionId);
+        if (typeof msg.text !== 'string' || msg.text.length === 0) throw new AppError('SM_ERR_VALIDATION', '"text" must be a non-empty string.');
+        if (msg.attachments !== undefined && !Array.isArray(msg.attachments)) throw new AppError('SM_ERR_VALIDATION', '"attachments" must be an array.');
+        const bridge = this.requireBridge();
+        const r = this.d.supervisor.get(id)!;
+        bridge.prompt(r, msg.text, msg.attachments as unknown[] | undefined, p).then(
+          (res) => this.send(ws, { type: 'prompted', sessionId: id, promptId: res.promptId, via: res.via, ...(ref !== undefined ? { ref } : {}) }),
+          (err: unknown) => this.sendError(ws, err, ref),
+        );
+        return;
+      }
+      case 'cancel': {
+        const id = this.writable(p, msg.sessionId);
+        this.requireBridge().cancel(this.d.supervisor.get(id)!);
+        return;
+      }
+      case 'permission': {
+        const id = this.writable(p, msg.sessionId);
+        if (typeof msg.requestId !== 'string') throw new AppError('SM_ERR_VALIDATION', '"requestId" must be a string.');
+        if (msg.optionId !== null && typeof msg.optionId !== 'string') throw new AppError('SM_ERR_VALIDATION', '"optionId" must be a string or null (cancelled).');
+        this.requireBridge().answerPermission(this.d.supervisor.get(id)!, msg.requestId, msg.optionId as string | null);
+        return;
+      }
       case 'subscribe': {
         const topic = this.topic(p, msg.topic);
         const c = ws.getUserData();
@@ -289,6 +317,21 @@ export class EditorSockets {
       default:
         throw new AppError('SM_ERR_WS_UNKNOWN_TYPE', `Unknown frame type "${String(msg.type).slice(0, 40)}".`);
     }
+  }
+
+  private requireBridge(): AgentBridge {
+    if (!this.bridge) throw new AppError('SM_ERR_NOT_FOUND', 'The agent bridge is not enabled.');
+    return this.bridge;
+  }
+
+  /** Everyone attached to a session, with when they connected. */
+  attachedPrincipals(sessionId: string): Array<{ principal: Principal; since: number }> {
+    const out: Array<{ principal: Principal; since: number }> = [];
+    for (const ws of this.viewers.get(sessionId) ?? []) {
+      const c = ws.getUserData();
+      if (c.principal) out.push({ principal: c.principal, since: c.openedAt });
+    }
+    return out;
   }
 
   /** A session this principal may watch (another org's session is "not found"). */
@@ -369,8 +412,11 @@ export class EditorSockets {
   private addViewer(id: string, ws: WebSocket<Conn>): void {
     let set = this.viewers.get(id);
     if (!set) this.viewers.set(id, (set = new Set()));
+    const p = ws.getUserData().principal;
+    const first = p && !this.principalWatching(set, p);
     set.add(ws);
     this.d.supervisor.viewerJoined(id);
+    if (first && p) this.bridge?.participantEvent(id, 'participant:joined', { role: roleOf(p), userId: p.userId });
   }
 
   private removeViewer(id: string, ws: WebSocket<Conn>): void {
@@ -378,7 +424,17 @@ export class EditorSockets {
     if (set?.delete(ws)) {
       if (set.size === 0) this.viewers.delete(id);
       this.d.supervisor.viewerLeft(id);
+      const p = ws.getUserData().principal;
+      if (p && !this.principalWatching(set, p)) this.bridge?.participantEvent(id, 'participant:left', { role: roleOf(p), userId: p.userId });
     }
+  }
+
+  private principalWatching(set: Set<WebSocket<Conn>>, p: Principal): boolean {
+    for (const ws of set) {
+      const q = ws.getUserData().principal;
+      if (q && q.kind === p.kind && q.userId === p.userId) return true;
+    }
+    return false;
   }
 
   /** Deliver one frame to a session's viewers; drop viewers that fell too far behind. */
@@ -417,4 +473,8 @@ export class EditorSockets {
       this.busTopics.delete(topic);
     }
   }
+}
+
+function roleOf(p: Principal): string {
+  return p.kind === 'guest' ? 'viewer' : 'editor';
 }

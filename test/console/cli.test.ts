@@ -197,7 +197,9 @@ describe('cli: dev mode and serve', () => {
     const dir = tempDir();
     const p = startCli(['serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', `${dir}/data`], cliEnv({ WORKSPACE_BASE_PATH: `${dir}/ws`, NODE_ID: `cli-serve-${process.pid}`, JWT_SECRET: 'serve-secret-0123456789abcdef0123456789' }), dir);
     cleanups.push(() => p.proc.kill('SIGKILL'));
-    await until(() => /session-manager ready at /.test(p.out()), 'serve to print its ready line', 20_000);
+    await until(() => /session-manager ready at /.test(p.out()), 'serve to print its ready line', 20_000).catch((err: Error) => {
+      throw new Error(`${err.message}\nstdout: ${p.out()}\nstderr: ${p.err()}`);
+    });
     const url = /ready at (http:\/\/[^/\s]+)/.exec(p.out())![1]!;
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
     const page = await fetch(`${url}/`);

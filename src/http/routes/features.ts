@@ -11,7 +11,7 @@ export async function registerFeatures(parts: ServerParts): Promise<void> {
   await import('./sites.js').then((m) => m.siteRoutes(parts)); // /sites/:orgId/:projectName/* (issue 5)
   await import('./devenvs.js').then((m) => m.devEnvRoutes(parts)); // dev-envs (issue 4)
   await import('./planner.js').then((m) => m.plannerRoutes(parts)); // planner (issue 4)
-  await import('./conversations.js').then((m) => m.conversationRoutes(parts)); // conversations (issue 4)
+  parts.conversations = await import('./conversations.js').then((m) => m.conversationRoutes(parts)); // conversations (issue 4); shared with the agent bridge
   await import('./git.js').then((m) => m.gitRoutes(parts)); // git (issue 4)
   await import('./templates.js').then((m) => m.templateRoutes(parts)); // templates (issue 4)
   await import('./preview.js').then((m) => m.previewRoutes(parts)); // /preview/:orgId/:projectName/* (issue 4)

@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../../errors.js';
-import { assertOrgAccess, canAccessOrg, assertWriter, isAdmin } from '../../auth/principal.js';
+import { assertOrgAccess, canAccessOrg, assertWriter, isAdmin, type Principal } from '../../auth/principal.js';
 import type { Supervisor } from '../../supervisor/supervisor.js';
 import type { SessionRecord, SessionStatus } from '../../supervisor/session.js';
 import {
@@ -9,6 +9,8 @@ import {
 } from '../../validate.js';
 import type { HttpContext } from '../context.js';
 import type { Router } from '../router.js';
+import type { AgentBridge } from '../../agent/bridge.js';
+import type { Conversations } from '../../conversations/conversations.js';
 
 const STATUSES: SessionStatus[] = ['queued', 'starting', 'running', 'exited', 'failed', 'killed', 'crashed', 'idle_terminated', 'lost'];
 /** `logs?lines=` default and ceiling. */
@@ -17,12 +19,17 @@ const LOG_LINES_MAX = 10_000;
 /** How far back from the end of console.log a tail reads at most. */
 const LOG_TAIL_BYTES = 4 * 1024 * 1024;
 
-export function sessionRoutes(router: Router, sup: Supervisor, dataDir: string, testHooks: boolean): void {
+export interface SessionRouteHooks {
+  bridge: () => AgentBridge | undefined;
+  conversations: () => Conversations | undefined;
+}
+
+export function sessionRoutes(router: Router, sup: Supervisor, dataDir: string, testHooks: boolean, hooks: SessionRouteHooks): void {
   /** The session if the caller may see it; another org's session is 404, not 403. */
   const visible = (ctx: HttpContext): SessionRecord => {
     const id = assertSessionId(ctx.params.id);
     const r = sup.get(id);
-    if (!r || !canAccessOrg(ctx.who, r.orgId)) throw new AppError('SM_ERR_SESSION_NOT_FOUND');
+    if (!r || !mayWatch(ctx.who, r)) throw new AppError('SM_ERR_SESSION_NOT_FOUND');
     return r;
   };
 
@@ -51,9 +58,15 @@ export function sessionRoutes(router: Router, sup: Supervisor, dataDir: string, 
     const priority = optInt(b, 'priority', -1000, 1000);
     const cols = optInt(b, 'cols', 1, MAX_COLS);
     const rows = optInt(b, 'rows', 1, MAX_ROWS);
+    const conversationId = b.conversationId === undefined || b.conversationId === null ? undefined : assertName(b.conversationId, 'conversationId');
     assertOrgAccess(p, orgId);
     assertWriter(p);
-    const { record, queued } = await sup.create({ userId, orgId, projectName, agent, command, metadata, priority, cols, rows, token: p.token });
+    if (conversationId) {
+      const conv = hooks.conversations();
+      if (!conv) throw new AppError('SM_ERR_VALIDATION', 'Conversations are not enabled on this server.');
+      await conv.get(orgId, projectName, conversationId);
+    }
+    const { record, queued } = await sup.create({ userId, orgId, projectName, agent, command, metadata, priority, cols, rows, conversationId });
     const view = sup.view(record);
     const body: Record<string, unknown> = { ...view, id: record.id, status: record.status, workspacePath: record.workspacePath };
     if (queued) ctx.reply.json(202, body);
@@ -75,7 +88,7 @@ export function sessionRoutes(router: Router, sup: Supervisor, dataDir: string, 
       filter.status = status as SessionStatus;
     }
     if (filter.orgId) assertOrgAccess(p, filter.orgId);
-    const items = sup.list(filter).filter((r) => canAccessOrg(p, r.orgId)).map((r) => sup.view(r));
+    const items = sup.list(filter).filter((r) => mayWatch(p, r)).map((r) => sup.view(r));
     ctx.reply.json(200, { items, total: items.length });
   }, 'any');
 
@@ -83,7 +96,7 @@ export function sessionRoutes(router: Router, sup: Supervisor, dataDir: string, 
     const p = ctx.who;
     const userId = ctx.params.userId!;
     if (userId.length > 256) throw new AppError('SM_ERR_VALIDATION', '"userId" is too long.');
-    const items = sup.list({ userId }).filter((r) => canAccessOrg(p, r.orgId)).map((r) => sup.view(r));
+    const items = sup.list({ userId }).filter((r) => mayWatch(p, r)).map((r) => sup.view(r));
     ctx.reply.json(200, { items, total: items.length });
   });
 
@@ -94,9 +107,46 @@ export function sessionRoutes(router: Router, sup: Supervisor, dataDir: string, 
   router.delete('/api/sessions/:id', async (ctx) => {
     const r = visible(ctx);
     assertWriter(ctx.who);
-    await sup.terminate(r.id, 'killed');
+    const raw = await ctx.json();
+    const b = raw === undefined ? {} : bodyObject(raw);
+    const reason = optString(b, 'reason', 500);
+    if (b.details !== undefined && JSON.stringify(b.details).length > 64 * 1024) throw new AppError('SM_ERR_VALIDATION', '"details" must be under 64 KiB.');
+    await sup.terminate(r.id, 'killed', reason, b.details === undefined ? {} : { details: b.details });
     ctx.reply.json(200, sup.view(r));
+  }, 'any');
+
+  router.post('/api/sessions/:id/prompt', async (ctx) => {
+    const r = visible(ctx);
+    assertWriter(ctx.who);
+    const b = bodyObject(await ctx.json());
+    const text = reqString(b, 'text', 1024 * 1024);
+    if (text.length === 0) throw new AppError('SM_ERR_VALIDATION', '"text" must not be empty.', { details: { field: 'text' } });
+    if (b.attachments !== undefined && !Array.isArray(b.attachments)) throw new AppError('SM_ERR_VALIDATION', '"attachments" must be an array.', { details: { field: 'attachments' } });
+    const bridge = hooks.bridge();
+    if (!bridge) throw new AppError('SM_ERR_NOT_FOUND', 'The agent bridge is not enabled.');
+    const res = await bridge.prompt(r, text, b.attachments as unknown[] | undefined, ctx.who);
+    ctx.reply.json(202, { sessionId: r.id, ...res });
   });
+
+  router.post('/api/sessions/:id/complete', async (ctx) => {
+    const r = visible(ctx);
+    const p = ctx.who;
+    if (p.kind === 'guest' || (p.kind === 'user' && p.userId !== r.userId && !isAdmin(p))) {
+      throw new AppError('SM_ERR_FORBIDDEN', 'Only the session\'s owner or its agent may complete it.');
+    }
+    const b = bodyObject(await ctx.json());
+    const summary = reqString(b, 'summary', 64 * 1024);
+    if (b.artifacts !== undefined && !Array.isArray(b.artifacts)) throw new AppError('SM_ERR_VALIDATION', '"artifacts" must be an array.', { details: { field: 'artifacts' } });
+    if (r.status !== 'running' && r.status !== 'starting') throw new AppError('SM_ERR_SESSION_NOT_RUNNING', `The session is ${r.status}.`);
+    await sup.terminate(r.id, 'completed', `completed by ${p.kind === 'agent' ? 'the agent' : p.userId}`, { summary, artifacts: (b.artifacts as unknown[] | undefined) ?? [] });
+    ctx.reply.json(200, sup.view(r));
+  }, 'any');
+
+  router.get('/api/sessions/:id/participants', (ctx) => {
+    const r = visible(ctx);
+    const bridge = hooks.bridge();
+    ctx.reply.json(200, { items: bridge ? bridge.participants(r) : [] });
+  }, 'any');
 
   router.post('/api/sessions/:id/input', async (ctx) => {
     const r = visible(ctx);
@@ -151,6 +201,17 @@ export function sessionRoutes(router: Router, sup: Supervisor, dataDir: string, 
       ctx.reply.json(202, { ok: true });
     });
   }
+}
+
+/**
+ * Who may see a session: its org (or an admin); a share-link guest only its project; an
+ * agent only its own session.
+ */
+export function mayWatch(p: Principal, r: SessionRecord): boolean {
+  if (!canAccessOrg(p, r.orgId)) return false;
+  if (p.kind === 'guest') return p.scope?.projectName === r.projectName;
+  if (p.kind === 'agent') return p.scope?.sessionId === r.id;
+  return true;
 }
 
 /** The last `n` lines of console.log (and of console.log.1 if the current file is short). */

@@ -4,12 +4,14 @@ import type { Frame, Socket } from '../socket.js';
 import { h } from '../dom.js';
 
 /**
- * Ask the server for `attach {mode: "screen"}` on a first attach: it answers with the
- * serialized screen and the offset that screen stands at, so a viewer of a full-screen
- * program sees it at once. Off until the actor supports it; the `attached.screen` hook below
- * already handles the answer.
+ * Ask for `attach {mode: "screen"}` on a first attach (docs/protocol.md): the server answers
+ * with the serialized terminal (screen and scrollback) and the offset it stands at, so a
+ * viewer of a full-screen program (vim, an agent TUI) sees it at once instead of a long
+ * replay. Re-attaches after a drop ask `since` instead: the terminal already has the rest.
  */
-export const REQUEST_SCREEN_MODE = false;
+export const REQUEST_SCREEN_MODE = true;
+/** Input typed while disconnected is held up to this much, then dropped (a paste into a dead link). */
+const PENDING_INPUT_MAX = 64 * 1024;
 /** Coalesce resize frames while a window is being dragged. */
 const RESIZE_DEBOUNCE_MS = 80;
 
@@ -49,6 +51,10 @@ export class TerminalView {
   /** The offset of the next byte this terminal lacks; undefined before the first attach. */
   private next: number | undefined;
   private exitShown = false;
+  /** True from `attached` until the socket re-attaches: input may go out directly. */
+  private attached = false;
+  private readonly pending: string[] = [];
+  private pendingChars = 0;
   private resizeTimer: ReturnType<typeof setTimeout> | undefined;
   private lastSize = '';
   private readonly disposers: Array<() => void> = [];
@@ -73,8 +79,8 @@ export class TerminalView {
     this.term.open(this.el);
     this.refit();
     if (!this.opts.readOnly) {
-      this.disposers.push(dispose(this.term.onData((data) => this.socket.send({ type: 'input', sessionId: this.sessionId, data }))));
-      this.disposers.push(dispose(this.term.onBinary((data) => this.socket.send({ type: 'input', sessionId: this.sessionId, data }))));
+      this.disposers.push(dispose(this.term.onData((data) => this.input(data))));
+      this.disposers.push(dispose(this.term.onBinary((data) => this.input(data))));
     }
     this.disposers.push(dispose(this.term.onResize(() => this.scheduleResize())));
     const onWindowResize = () => this.refit();
@@ -112,7 +118,16 @@ export class TerminalView {
     }
   }
 
+  /** Keys typed before the (re)attach completes are held and sent right after it, in order. */
+  private input(data: string): void {
+    if (this.attached && this.socket.send({ type: 'input', sessionId: this.sessionId, data })) return;
+    if (this.pendingChars + data.length > PENDING_INPUT_MAX) return;
+    this.pending.push(data);
+    this.pendingChars += data.length;
+  }
+
   private attach(): void {
+    this.attached = false;
     const frame: Frame = { type: 'attach', sessionId: this.sessionId };
     if (this.next !== undefined) frame.since = this.next;
     else if (REQUEST_SCREEN_MODE) frame.mode = 'screen';
@@ -146,9 +161,10 @@ export class TerminalView {
   private onAttached(f: Frame): void {
     this.stats.attachedAt ??= performance.now();
     const offset = typeof f.offset === 'number' ? f.offset : 0;
-    if (typeof f.screen === 'string') {
+    const screen = screenOf(f.screen);
+    if (screen && this.next === undefined) {
       // Screen mode: the serialized screen stands at `offset`; live output follows from there.
-      this.applyScreen(f.screen);
+      this.applyScreen(screen);
       this.next = offset;
     } else if (this.next === undefined) {
       this.next = offset;
@@ -157,13 +173,24 @@ export class TerminalView {
       this.next = offset;
     }
     if (typeof f.status === 'string') this.opts.onStatus?.(f.status);
+    this.attached = true;
     this.sendSize();
+    const held = this.pending.splice(0);
+    this.pendingChars = 0;
+    if (held.length) this.socket.send({ type: 'input', sessionId: this.sessionId, data: held.join('') });
   }
 
-  /** Hook for `attach {mode: "screen"}`: paint the serialized screen before live output. */
-  applyScreen(screen: string): void {
+  /**
+   * `attach {mode: "screen"}`: paint the serialized terminal at the size it was taken at,
+   * then fit to the window (the resize that follows lets full-screen programs redraw).
+   */
+  applyScreen(screen: { data: string; cols?: number | undefined; rows?: number | undefined }): void {
     this.term.reset();
-    this.term.write(screen);
+    if (screen.cols && screen.rows && (screen.cols !== this.term.cols || screen.rows !== this.term.rows)) this.term.resize(screen.cols, screen.rows);
+    this.term.write(screen.data, () => {
+      if (screen.data) this.stats.firstOutputAt ??= performance.now();
+      this.refit();
+    });
   }
 
   private onOutput(f: Frame): void {
@@ -197,6 +224,19 @@ export class TerminalView {
     if (size === this.lastSize) return;
     if (this.socket.send({ type: 'resize', sessionId: this.sessionId, cols: this.term.cols, rows: this.term.rows })) this.lastSize = size;
   }
+}
+
+/** `attached.screen`: `{data, cols, rows}` (a bare string is taken as data). */
+function screenOf(v: unknown): { data: string; cols?: number; rows?: number } | undefined {
+  if (typeof v === 'string') return { data: v };
+  if (!v || typeof v !== 'object') return undefined;
+  const o = v as Record<string, unknown>;
+  if (typeof o.data !== 'string') return undefined;
+  return {
+    data: o.data,
+    ...(typeof o.cols === 'number' ? { cols: o.cols } : {}),
+    ...(typeof o.rows === 'number' ? { rows: o.rows } : {}),
+  };
 }
 
 function dispose(d: { dispose(): void }): () => void {
