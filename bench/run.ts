@@ -1,6 +1,6 @@
 /**
  * The benchmark harness (issue 3):
- * `npm run bench -- <scenario|all> [--quick|--tiny] [--runs N] [--set size=N]… [--out DIR] [--cpu-prof DIR]`.
+ * `npm run bench -- <scenario|all> [--quick|--tiny] [--runs N] [--set size=N]… [--out DIR] [--cpu-prof DIR | --prof DIR]`.
  *
  * Scenarios: limits, idle-conns, echo-latency, fanout, spawn-rate, rest (`all` runs them in
  * that order). Each alternates project and baseline for `runs` rounds, prints one JSON line
@@ -10,10 +10,11 @@
  * and leave the repository alone.
  * `--out DIR` puts the JSON and the docs in DIR instead (the smoke test uses it).
  * `--cpu-prof DIR` starts both servers with `--cpu-prof` (profiles of every thread land in
- * DIR/project and DIR/baseline when each server stops); `node dist/bench/profile.js DIR/…`
- * prints where the time went.
+ * DIR/project and DIR/baseline when each server stops); `--prof DIR` does the same with V8's
+ * tick profiler (isolate-*.log, one per thread; use it where --cpu-prof disturbs uWS).
+ * `node dist/bench/profile.js DIR/project` prints where the time went.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startBaseline } from './adapters/baseline.js';
@@ -41,7 +42,7 @@ const OVERALL_TIMEOUT_MS = 60 * 60 * 1000;
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`bench: ${msg}\n`);
   process.stderr.write(
-    `usage: npm run bench -- <${SCENARIOS.map((s) => s.name).join('|')}|all> [--quick|--tiny] [--runs N] [--set size=N]… [--out DIR] [--cpu-prof DIR]\n`,
+    `usage: npm run bench -- <${SCENARIOS.map((s) => s.name).join('|')}|all> [--quick|--tiny] [--runs N] [--set size=N]… [--out DIR] [--cpu-prof DIR | --prof DIR]\n`,
   );
   process.exit(2);
 }
@@ -52,6 +53,7 @@ interface Args {
   mode: 'full' | 'quick' | 'tiny';
   out: string | undefined;
   cpuProf: string | undefined;
+  prof: string | undefined;
 }
 
 /** `--set key=value` overrides one size (e.g. `--set fanoutViewers=5`). */
@@ -68,6 +70,7 @@ function parseArgs(argv: string[]): Args {
   let out: string | undefined;
   const sets: string[] = [];
   let cpuProf: string | undefined;
+  let prof: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') mode = 'quick';
@@ -82,6 +85,9 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--cpu-prof') {
       cpuProf = argv[++i];
       if (!cpuProf) usage('--cpu-prof takes a directory');
+    } else if (a === '--prof') {
+      prof = argv[++i];
+      if (!prof) usage('--prof takes a directory');
     }
     else if (a === '--help' || a === '-h') usage();
     else if (a.startsWith('-')) usage(`unknown option ${a}`);
@@ -95,8 +101,14 @@ function parseArgs(argv: string[]): Args {
   const sizes: Sizes = { ...base, ...(runs ? { runs } : {}) };
   for (const spec of sets) applySet(sizes, spec);
   // Hand-sized or profiled runs are not the issue's figures: keep them out of docs/benchmarks.md.
-  const tuned = (sets.length > 0 || cpuProf !== undefined) && mode === 'full';
-  return { scenarios, sizes, mode: tuned ? 'quick' : mode, out, cpuProf };
+  const tuned = (sets.length > 0 || cpuProf !== undefined || prof !== undefined) && mode === 'full';
+  return { scenarios, sizes, mode: tuned ? 'quick' : mode, out, cpuProf, prof };
+}
+
+/** Copy V8 --prof logs (written in the server's working dir) before that dir is removed. */
+function keepV8Logs(from: string, to: string): void {
+  mkdirSync(to, { recursive: true });
+  for (const f of readdirSync(from)) if (/^isolate-.*\.log$/.test(f)) copyFileSync(path.join(from, f), path.join(to, f));
 }
 
 async function main(): Promise<void> {
@@ -116,11 +128,13 @@ async function main(): Promise<void> {
       return p;
     },
     serverNodeArgs: (side) => {
+      if (args.prof) return ['--prof'];
       if (!args.cpuProf) return undefined;
       const dir = path.resolve(args.cpuProf, side);
       mkdirSync(dir, { recursive: true });
       return ['--cpu-prof', `--cpu-prof-dir=${dir}`];
     },
+    keepProfiles: args.prof ? (side, from) => keepV8Logs(from, path.resolve(args.prof!, side)) : undefined,
   };
   const cleanup = () => {
     killAllChildren();

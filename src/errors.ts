@@ -57,6 +57,10 @@ export const ERRORS = {
   SM_ERR_GIT_FAILED: { code: 'git_failed', status: 400, message: 'The git command failed.' },
   SM_ERR_GIT_REMOTE_FAILED: { code: 'git_remote_failed', status: 502, message: 'The git remote could not be reached or has no such repository.' },
   SM_ERR_GIT_TIMEOUT: { code: 'git_timeout', status: 504, message: 'The git command took too long and was stopped.' },
+  // Fleet
+  SM_ERR_OWNER_UNREACHABLE: { code: 'owner_unreachable', status: 503, message: 'The node that owns this session cannot be reached right now.' },
+  // Rate limits (src/http/rate-limit.ts)
+  SM_ERR_RATE_LIMITED: { code: 'rate_limited', status: 429, message: 'Too many requests of this kind; retry after the seconds in Retry-After.' },
   // WebSocket-only outcomes.
   SM_ERR_WS_AUTH_TIMEOUT: { code: 'auth_timeout', status: 401, message: 'No auth message arrived within 5 s.', wsClose: 4001 },
   SM_ERR_WS_BAD_FRAME: { code: 'bad_frame', status: 400, message: 'Frames are JSON text objects with a string "type".' },

@@ -55,9 +55,15 @@ export class Metrics {
     this.slowDropped.inc();
   }
 
+  /** More sections for the JSON summary (fleet, bus), computed on read. */
+  readonly extra: Record<string, () => unknown> = {};
+
   summary(): Record<string, unknown> {
     const mem = process.memoryUsage();
+    const more: Record<string, unknown> = {};
+    for (const [k, fn] of Object.entries(this.extra)) more[k] = fn();
     return {
+      ...more,
       sessions: { running: this.counters.running, queued: this.counters.queued },
       spawns: this.counters.spawns,
       spawnMeanMs: this.counters.spawns ? Math.round((this.counters.spawnSecondsTotal / this.counters.spawns) * 1000 * 10) / 10 : null,

@@ -6,6 +6,12 @@ import { createLogger, type Logger } from './log.js';
 import { Authenticator, devSecret, signToken } from './auth/jwt.js';
 import type { Principal } from './auth/principal.js';
 import { FsStore } from './store/fs-store.js';
+import { RedisStore } from './store/redis-store.js';
+import { connectRedis } from './store/redis-connect.js';
+import { RedisBus } from './bus/redis-bus.js';
+import { Fleet } from './fleet/fleet.js';
+import { tailLines } from './http/routes/sessions.js';
+import path from 'node:path';
 import type { Store } from './store/store.js';
 import { MemoryBus } from './bus/memory-bus.js';
 import type { Bus } from './bus/bus.js';
@@ -65,9 +71,19 @@ export async function startServer(config: Config, env: Record<string, string | u
   }
   const secrets = [...secretValues(config, env), ...(devMode && jwtSecret ? [jwtSecret] : [])];
   const log = createLogger(config.logLevel, secrets, { node: config.nodeId });
-  const store = new FsStore(config.dataDir);
-  await store.init();
-  const bus: Bus = new MemoryBus();
+  const fsStore = new FsStore(config.dataDir);
+  await fsStore.init();
+  let store: Store = fsStore;
+  let bus: Bus = new MemoryBus();
+  // REDIS_URL set and reachable → Redis store and bus; set but unreachable → warning, filesystem (DESIGN §1).
+  const redis = config.redisUrl ? await connectRedis(config.redisUrl, log) : undefined;
+  let redisBus: RedisBus | undefined;
+  if (redis) {
+    const onError = (err: Error, context: string) => log.warn('redis error', { context, error: err });
+    store = new RedisStore(redis.duplicate({ connectionName: 'sm-store' }), { onError });
+    redisBus = new RedisBus(redis, { onError });
+    bus = redisBus;
+  }
   const auth = new Authenticator({
     secret: config.jwtJwksUrl ? undefined : jwtSecret,
     jwksUrl: config.jwtJwksUrl,
@@ -79,6 +95,18 @@ export async function startServer(config: Config, env: Record<string, string | u
   const profiles = await loadProfiles(config.agentsFile);
   let url = '';
   const supervisor = new Supervisor({ config, store, bus, log, metrics, profiles, serverEnv: env, secrets, serverUrl: () => url });
+  let fleet: Fleet | undefined;
+  if (redis) {
+    fleet = new Fleet(redis, { nodeId: config.nodeId, url: () => url, prefix: 'sm:', sup: supervisor, store, bus, log });
+    try {
+      await fleet.start();
+    } catch (err) {
+      await fleet.close();
+      redis.disconnect(false);
+      throw err;
+    }
+    supervisor.fleet = fleet;
+  }
   await supervisor.recover();
 
   const app = uWS.App();
@@ -116,6 +144,20 @@ export async function startServer(config: Config, env: Record<string, string | u
     },
   });
   await registerFeatures(parts);
+  if (redis && fleet) {
+    const f = fleet;
+    parts.addReadyCheck('redis', async () => {
+      await redis.ping();
+      return f.isUp && (redisBus?.isUp ?? true);
+    });
+    metrics.extra.fleet = () => ({ ...f.stats(), bus: redisBus?.stats() });
+    f.localOps = {
+      logs: (r, lines) => tailLines(path.join(config.dataDir, 'sessions', r.id, 'console.log'), lines),
+      prompt: (r, text, attachments, userId) => bridge.prompt(r, text, attachments, { kind: 'user', userId, orgId: r.orgId, roles: [], token: '' }),
+      cancel: (r) => bridge.cancel(r),
+      permission: (r, requestId, optionId) => bridge.answerPermission(r, requestId, optionId),
+    };
+  }
 
   const authenticate = async (ctx: HttpContext, mode: 'user' | 'any'): Promise<Principal> => {
     const h = ctx.headers.authorization ?? '';
@@ -201,8 +243,10 @@ export async function startServer(config: Config, env: Record<string, string | u
           log.error('shutdown hook failed', { error: err as Error });
         }
       }
+      await fleet?.close();
       await store.close();
       await bus.close();
+      redis?.disconnect(false);
       uWS.us_listen_socket_close(listenSocket);
       metrics.close();
     })());

@@ -347,7 +347,7 @@ export class AcpClient {
     let nl: number;
     while (!this.dead && (nl = this.buf.indexOf('\n')) >= 0) {
       const line = this.buf.slice(0, nl);
-      this.buf = '';
+      this.buf = this.buf.slice(nl + 1);
       this.handleLine(line);
     }
     if (this.buf.length > MAX_LINE_BYTES) {

@@ -161,6 +161,7 @@ export const startBaseline: StartSide = async ({ dir, nodeArgs }) => {
     side: 'baseline',
     child,
     url,
+    token,
     async createSession(command, opts = {}) {
       const r = await call(`${url}/api/sessions`, 'POST', token, { orgId: BENCH_ORG, projectName: opts.projectName ?? 'bench', command });
       if (r.status !== 201) throw new Error(`create session: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);

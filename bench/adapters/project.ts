@@ -136,6 +136,7 @@ export const startProject: StartSide = async ({ dir, maxSessions, nodeArgs }) =>
     side: 'project',
     child,
     url,
+    token,
     async createSession(command, opts = {}) {
       const r = await call(`${url}/api/sessions`, 'POST', token, { orgId: BENCH_ORG, projectName: opts.projectName ?? 'bench', agent: 'script', command });
       if (r.status !== 201) throw new Error(`create session: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);

@@ -34,6 +34,8 @@ export interface ServerUnderTest {
   side: SideName;
   child: Child;
   url: string;
+  /** The bearer token the adapter uses (for load generators). */
+  token: string;
   /** Start an agent running `command` (argv); resolves once it runs, with its id. */
   createSession(command: string[], opts?: { projectName?: string }): Promise<string>;
   /** End a session; resolves when the server answers (both sides wait for the agent's exit). */

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { ServerUnderTest, SideName, StartSide } from '../adapters/types.js';
-import { Probe, stopChild, type MachineLoad, type StopResult } from './procs.js';
+import { Probe, stopChild, type MachineLoad } from './procs.js';
 import type { Sizes } from './sizes.js';
 import { medianRecord } from './stats.js';
 import type { Payload } from './payload.js';
@@ -27,7 +27,14 @@ export interface SideRun {
 
 function failedRun(err: unknown): SideRun {
   const msg = err instanceof Error ? err.message : String(err);
-  return { metrics: {}, failed: true, errors: [msg.slice(0, 2000)], load: { load1Start: NaN, load1End: NaN, machineBusyPct: NaN, driverCpuS: NaN } };
+  const cleanup = (err as { cleanup?: SideRun['cleanup'] } | undefined)?.cleanup;
+  return {
+    metrics: {},
+    failed: true,
+    errors: [msg.slice(0, 2000)],
+    load: { load1Start: NaN, load1End: NaN, machineBusyPct: NaN, driverCpuS: NaN },
+    ...(cleanup ? { cleanup } : {}),
+  };
 }
 
 export interface Ctx {
@@ -40,6 +47,8 @@ export interface Ctx {
   payload(bytes: number): Payload;
   /** Extra node flags for the servers under test (e.g. --cpu-prof). */
   serverNodeArgs(side: SideName): string[] | undefined;
+  /** Keep profiler output a stopped server left in its working dir. */
+  keepProfiles: ((side: SideName, dir: string) => void) | undefined;
 }
 
 export interface SideSummary {
@@ -65,7 +74,7 @@ export interface ScenarioResult {
   limits?: Record<string, SideSummary>;
   ratios?: Metrics;
   targets?: Target[];
-  /** For scenarios that do not run yet. */
+  /** What a scenario does not measure yet. */
   pending?: string;
   row: string;
 }
@@ -79,7 +88,10 @@ export interface ScenarioDef {
   /** Limit probes run in the same alternation (after the two sides of each round). */
   limits?(ctx: Ctx): Record<string, (ctx: Ctx) => Promise<SideRun>>;
   summarize(r: ScenarioResult, ctx: Ctx): { ratios: Metrics; targets: Target[]; row: string };
+  /** The scenario does not run at all yet: this says why (printed instead of numbers). */
   pending?: string;
+  /** Part of the scenario is not measured yet (recorded as `pending` next to the numbers). */
+  note?: string;
 }
 
 export async function runScenario(def: ScenarioDef, ctx: Ctx): Promise<ScenarioResult> {
@@ -124,6 +136,7 @@ export async function runScenario(def: ScenarioDef, ctx: Ctx): Promise<ScenarioR
     (result.limits ??= {})[name] = summary(list);
     ctx.limits[name] = result.limits[name]!;
   }
+  if (def.note) result.pending = def.note;
   const s = def.summarize(result, ctx);
   result.ratios = s.ratios;
   result.targets = s.targets;
@@ -143,34 +156,43 @@ export async function withServer(
   fn: (srv: ServerUnderTest, probe: Probe) => Promise<{ metrics: Metrics; check?: Record<string, unknown>; errors?: string[]; after?: () => void }>,
 ): Promise<SideRun> {
   const dir = mkdtempSync(path.join(ctx.tmp, 'srv-'));
-  const nodeArgs = ctx.serverNodeArgs(start === ctx.sides.project ? 'project' : 'baseline');
-  const srv = await start({ dir, maxSessions, ...(nodeArgs ? { nodeArgs } : {}) });
+  const side = start === ctx.sides.project ? 'project' : 'baseline';
+  const nodeArgs = ctx.serverNodeArgs(side);
+  let srv: ServerUnderTest;
+  try {
+    srv = await start({ dir, maxSessions, ...(nodeArgs ? { nodeArgs } : {}) });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const probe = new Probe(srv.child);
   let out: Awaited<ReturnType<typeof fn>> | undefined;
-  let stop: StopResult | undefined;
+  let failure: Error | undefined;
   try {
     out = await fn(srv, probe);
-  } finally {
-    const load = probe.finish();
-    stop = await stopChild(srv.child);
-    try {
-      out?.after?.();
-    } catch {
-      /* closing clients of a dead server */
-    }
-    rmSync(dir, { recursive: true, force: true });
-    if (out) {
-      (out as { load?: MachineLoad }).load = load;
-      out.metrics.peakRssMiB = Math.round((probe.peakRssKiB / 1024) * 10) / 10;
-    }
+  } catch (err) {
+    // Say what the server said last: the reason is usually there.
+    const tail = srv.child.output.slice(-8).join('\n');
+    failure = new Error(`${(err as Error).message}${tail ? `\n--- ${side} server output (last lines) ---\n${tail}` : ''}`);
   }
-  out = out!;
+  const load = probe.finish();
+  const stop = await stopChild(srv.child);
+  try {
+    out?.after?.();
+  } catch {
+    // Closing clients of a server that is gone.
+  }
+  ctx.keepProfiles?.(side, dir);
+  rmSync(dir, { recursive: true, force: true });
+  const cleanup = { stopMs: stop.ms, exit: stop.signal ?? String(stop.code), leftovers: stop.leftovers };
+  if (failure || !out) throw Object.assign(failure ?? new Error('no result'), { cleanup });
+  out.metrics.peakRssMiB = Math.round((probe.peakRssKiB / 1024) * 10) / 10;
   return {
     metrics: out.metrics,
     ...(out.check ? { check: out.check } : {}),
     ...(out.errors?.length ? { errors: out.errors.slice(0, 20) } : {}),
-    load: (out as { load?: MachineLoad }).load!,
-    cleanup: { stopMs: stop!.ms, exit: stop!.signal ?? String(stop!.code), leftovers: stop!.leftovers },
+    load,
+    cleanup,
   };
 }
 

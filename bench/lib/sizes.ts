@@ -15,6 +15,10 @@ export interface Sizes {
   fanoutViewers: number;
   spawnSessions: number;
   spawnConcurrency: number;
+  /** Sessions listed by `GET /api/sessions` in the rest scenario. */
+  restSessions: number;
+  restConnections: number;
+  restDurationMs: number;
 }
 
 export const FULL: Sizes = {
@@ -30,6 +34,9 @@ export const FULL: Sizes = {
   fanoutViewers: 20,
   spawnSessions: 200,
   spawnConcurrency: 10,
+  restSessions: 20,
+  restConnections: 10,
+  restDurationMs: 5000,
 };
 
 export const QUICK: Sizes = {
@@ -45,6 +52,9 @@ export const QUICK: Sizes = {
   fanoutViewers: 5,
   spawnSessions: 40,
   spawnConcurrency: 5,
+  restSessions: 10,
+  restConnections: 10,
+  restDurationMs: 2000,
 };
 
 /** Smallest sizes that still exercise every code path (the smoke test in `npm test`). */
@@ -61,4 +71,7 @@ export const TINY: Sizes = {
   fanoutViewers: 2,
   spawnSessions: 6,
   spawnConcurrency: 2,
+  restSessions: 2,
+  restConnections: 2,
+  restDurationMs: 500,
 };

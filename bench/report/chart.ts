@@ -67,6 +67,7 @@ export function groupsFrom(r: ResultsFile): Group[] {
   ]);
   pair('Bytes lost at agent exit (median run)', 'B', 'lower', 'fanout', 'lostAtExitBytes');
   pair('Spawn + kill rate', 'sessions/s', 'higher', 'spawn-rate', 'perS');
+  pair('REST: GET /api/sessions under autocannon', 'req/s', 'higher', 'rest', 'listReqPerS');
   return groups;
 }
 

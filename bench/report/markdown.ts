@@ -28,8 +28,8 @@ function detail(s: ScenarioResult): string[] {
   const out: string[] = [`### ${s.scenario} — ${s.title}`, ''];
   out.push(`Sizes: ${Object.entries(s.sizes).map(([k, v]) => `${k} ${v}`).join(', ') || '—'}. Runs per side: ${s.runs}. Measured at ${s.at}.`, '');
   if (s.pending) {
-    out.push(`Not measured: ${s.pending}.`, '');
-    return out;
+    out.push(`Not measured yet: ${s.pending}.`, '');
+    if (!s.project && !s.baseline) return out;
   }
   const p = s.project?.median ?? {};
   const b = s.baseline?.median ?? {};
@@ -91,14 +91,15 @@ export function renderMarkdown(r: ResultsFile, resultsPath: string, svgName: str
     '## How to run',
     '',
     '```sh',
-    'npm run bench -- all              # every scenario, issue sizes, 3 alternating runs per side (~10 min on 2 cores)',
+    'npm run bench -- all              # every scenario, issue sizes, 3 alternating runs per side (~6 min on 2 cores)',
     'npm run bench -- fanout --runs 5  # one scenario; results merge into today\'s file and these docs',
     'npm run bench -- all --quick      # small sizes for development (results in the temp dir, docs untouched)',
     'npm run bench -- fanout --set fanoutViewers=5 --set fanoutBytes=10000000  # any size by name (not written to docs)',
     '```',
     '',
     'Scenarios: `limits`, `idle-conns`, `echo-latency`, `fanout`, `spawn-rate`, `rest`. Sizes (`bench/lib/sizes.ts`): ' +
-      '`runs idleSockets idleSessions idleHoldMs idleConnectConcurrency echoSessions echoPings echoWarmup fanoutBytes fanoutViewers spawnSessions spawnConcurrency`. ' +
+      '`runs idleSockets idleSessions idleHoldMs idleConnectConcurrency echoSessions echoPings echoWarmup fanoutBytes fanoutViewers spawnSessions spawnConcurrency restSessions restConnections restDurationMs`. ' +
+      'Profiling: `--cpu-prof DIR` or `--prof DIR` start both servers under the V8 profiler (one file per thread); `node dist/bench/profile.js DIR/project` summarises. ' +
       'Each scenario prints one JSON line and one markdown row; the run ends with the table. Keep the machine otherwise idle: the load columns show when it was not.',
     '',
     '## How it is measured',
@@ -109,6 +110,7 @@ export function renderMarkdown(r: ResultsFile, resultsPath: string, svgName: str
     '- **echo-latency**: M sessions running `cat` with terminal echo off (so each line comes back once, from `cat`), one viewer each, sequential lines per viewer after a few warm-up lines; time from sending `input` to the line being back.',
     '- **fanout**: one session prints a deterministic file through `base64` (76 columns, `\\r\\n` through the pty) after all viewers attached; every byte is checked against the expected stream by offset, including the bytes printed just before the agent exits. MB/s per viewer is the median viewer; CPU per GB divides the server\'s CPU over the stream by the payload bytes delivered to all viewers.',
     '- **spawn-rate**: one-off `cat` sessions created then deleted, C at a time; both sides answer DELETE once the agent has exited.',
+    '- **rest**: `GET /api/sessions` listing R sessions under autocannon (C connections, after a short warm-up); the planner `PATCH` half waits for the workspace issue and is reported as pending, not as a number.',
     '- **limits**: `pty-read` — one Node process reading `base64` of the same file through node-pty, no network; `uws-fanout` — uWS publishing the same bytes, in the project\'s frame format, from memory to the same number of `ws` clients in the same driver, pausing while any client has more than 4 MiB buffered.',
     '- **Driver.** One Node process, `ws` clients for both sides (the baseline through the Socket.IO v4 wire protocol spoken directly, so the client costs the same on both sides). Output frames are checked as JSON-encoded bytes against the JSON encoding of the expected stream at their offset (a frame that does not match is decoded and judged again), so the driver does not spend a core on JSON.parse; `driverCpuS` shows what it used.',
     '- Byte checks, per-run load and cleanup (stop time, leftover agent processes killed by PID) are in the JSON file.',

@@ -7,7 +7,7 @@ import type { Viewer } from '../adapters/types.js';
 import { rssKiB, sleep } from '../lib/procs.js';
 import { fmt, pool, ratio, withServer, type ScenarioDef } from '../lib/scenario.js';
 
-/** Let the server settle after creating sessions before the RSS reference is taken. */
+/** Let the server settle after creating sessions before the RSS reference is taken (capped by the hold). */
 const SETTLE_MS = 1000;
 
 export const idleConns: ScenarioDef = {
@@ -19,7 +19,7 @@ export const idleConns: ScenarioDef = {
       const { idleSockets: n, idleSessions: s, idleHoldMs, idleConnectConcurrency } = ctx.sizes;
       const ids: string[] = [];
       for (let i = 0; i < s; i++) ids.push(await srv.createSession(['cat']));
-      await sleep(SETTLE_MS);
+      await sleep(Math.min(SETTLE_MS, idleHoldMs));
       const rss0 = rssKiB(srv.child.pid);
       probe.mark();
       const viewers: Viewer[] = [];

@@ -175,6 +175,7 @@ export class AgentBridge {
    */
   async prompt(r: SessionRecord, text: string, attachments: unknown[] | undefined, by: Principal): Promise<{ promptId: string; via: 'channel' | 'acp' | 'pty' }> {
     if (r.status !== 'running') throw new AppError('SM_ERR_SESSION_NOT_RUNNING', `The session is ${r.status}.`);
+    if (this.sup.isRemote(r.id)) return this.sup.fleet!.request(r, 'prompt', { text, attachments, userId: by.userId });
     const promptId = randomUUID();
     let via: 'channel' | 'acp' | 'pty';
     const channel = this.channels.get(r.id);
@@ -205,6 +206,7 @@ export class AgentBridge {
   }
 
   cancel(r: SessionRecord): void {
+    if (this.sup.isRemote(r.id)) return this.sup.fleet!.send(r, 'cancel', {});
     const channel = this.channels.get(r.id);
     if (channel) channel.ch.send({ type: 'cancel' });
     else if (this.sup.speaksAcp(r.id)) this.sup.acpCancel(r.id);
@@ -212,6 +214,7 @@ export class AgentBridge {
   }
 
   answerPermission(r: SessionRecord, requestId: string, optionId: string | null): void {
+    if (this.sup.isRemote(r.id)) return this.sup.fleet!.send(r, 'permission', { requestId, optionId });
     const channel = this.channels.get(r.id);
     if (channel) channel.ch.send({ type: 'permission', requestId, optionId });
     else if (this.sup.speaksAcp(r.id)) this.sup.acpPermission(r.id, requestId, optionId);

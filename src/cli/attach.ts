@@ -59,6 +59,8 @@ export async function attachTerminal(o: AttachOptions): Promise<StreamEnd> {
   };
   const onEnd = () => stream.detach();
   const onSigwinch = () => sendSize();
+  // Killed or hung up: detach cleanly so the terminal is restored (the session keeps running).
+  const onTerm = () => stream.detach();
 
   let restored = false;
   const restore = () => {
@@ -68,6 +70,8 @@ export async function attachTerminal(o: AttachOptions): Promise<StreamEnd> {
     stdin.off('end', onEnd);
     stdout.off('resize', onSigwinch);
     process.off('SIGWINCH', onSigwinch);
+    process.off('SIGTERM', onTerm);
+    process.off('SIGHUP', onTerm);
     process.off('exit', restore);
     if (tty) {
       try {
@@ -91,6 +95,8 @@ export async function attachTerminal(o: AttachOptions): Promise<StreamEnd> {
   stdin.resume();
   stdout.on('resize', onSigwinch);
   process.on('SIGWINCH', onSigwinch);
+  process.on('SIGTERM', onTerm);
+  process.on('SIGHUP', onTerm);
   stream.start();
   try {
     return await stream.done;

@@ -251,6 +251,14 @@ export class Commands {
     const id = await this.resolveId(raw);
     // Fails fast (and plainly) on a bad token, a missing session or a server that is down.
     const s = await this.api.get<Session>(`/api/sessions/${id}`);
+    if (TERMINAL.has(s.status)) {
+      // Nothing to type into: show what it printed, as `logs --follow` would, and say how it ended.
+      this.io.err(`[session ${id.slice(0, 8)} has ended (${s.status}); its output follows]\n`);
+      const stream = new SessionStream({ target: this.target, sessionId: id, write: (d) => this.io.out(d), notice: (t) => this.io.err(t + '\n') });
+      stream.start();
+      await stream.done;
+      return EXIT.OK;
+    }
     const end = await attachTerminal({ target: this.target, sessionId: id, label: `${id.slice(0, 8)} (${s.agent} · ${s.orgId}/${s.projectName})` });
     if (end.how === 'detached') this.io.err(`[detached from ${id.slice(0, 8)}; it keeps running — session-manager attach ${id.slice(0, 8)}]\n`);
     else {

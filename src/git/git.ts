@@ -4,7 +4,7 @@ import path from 'node:path';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { KeyedMutex } from '../workspace/mutex.js';
-import { ensureWorkspace, isNotFound, orgDir, relSegments, requireWorkspace, resolveInside, VIBE_DIR, type Workspace } from '../workspace/paths.js';
+import { ensureWorkspace, isNotFound, relSegments, requireWorkspace, resolveInside, VIBE_DIR, type Workspace } from '../workspace/paths.js';
 import { assertBranch, assertRemoteName, LOG_FORMAT, parseLog, parseStatusV2, type LogEntry, type Status } from './parse.js';
 import { gitError, GitRunner, NETWORK_TIMEOUT_MS, prepareGitDirs, redact, type Identity, type RunResult } from './run.js';
 import { assertRemoteUrl, type UrlPolicy } from './url.js';
@@ -282,13 +282,6 @@ export class GitService {
     const b = await this.currentBranch(ws);
     if (!b) throw new AppError('SM_ERR_GIT_FAILED', 'HEAD is detached; name a "branch".', { details: { field: 'branch' } });
     return b;
-  }
-
-  /** Remove clone leftovers of a crash (`.clone-*` folders in org dirs are ours alone). */
-  async sweep(orgId: string): Promise<void> {
-    const dir = orgDir(this.d.base, orgId);
-    const names = await readdir(dir).catch(() => [] as string[]);
-    await Promise.all(names.filter((n) => n.startsWith('.clone-')).map((n) => rm(path.join(dir, n), { recursive: true, force: true })));
   }
 }
 

@@ -16,6 +16,7 @@ import { PortAllocator } from './ports.js';
 import { commandAvailable, getProfile, type AgentProfile } from './profiles.js';
 import { isTerminal, type SessionRecord, type SessionStatus } from './session.js';
 import { AdmissionQueue } from './admission-queue.js';
+import type { Fleet } from '../fleet/fleet.js';
 
 /** Acknowledge output to the actor every this many bytes (flow control, see session-actor). */
 const ACK_EVERY_BYTES = 256 * 1024;
@@ -160,6 +161,8 @@ export class Supervisor {
     const restart: SessionRecord[] = [];
     for (const r of all) {
       if (!r || typeof r.id !== 'string') continue;
+      // A shared store holds every node's sessions: only ours belong in this registry.
+      if (this.deps.store.kind !== 'fs' && r.node !== this.deps.config.nodeId) continue;
       r.outputOffset ??= 0;
       this.records.set(r.id, r);
       if (r.node === this.deps.config.nodeId && !isTerminal(r.status)) {
@@ -182,13 +185,26 @@ export class Supervisor {
 
   // ---- queries ---------------------------------------------------------------------------
 
+  /** A session of this node or, in a fleet, of another node (from the mirror). */
   get(id: string): SessionRecord | undefined {
+    return this.records.get(id) ?? this.fleet?.get(id);
+  }
+
+  /** Only this node's sessions. */
+  getLocal(id: string): SessionRecord | undefined {
     return this.records.get(id);
   }
 
+  /** True when the session is owned by another node of the fleet. */
+  isRemote(id: string): boolean {
+    return !this.records.has(id) && !!this.fleet?.get(id);
+  }
+
+  /** Every session this node knows: its own and (in a fleet) the other nodes'. */
   list(filter: Partial<Pick<SessionRecord, 'userId' | 'orgId' | 'projectName' | 'status'>> = {}): SessionRecord[] {
     const out: SessionRecord[] = [];
-    for (const r of this.records.values()) {
+    const all = this.fleet ? [...this.records.values(), ...this.fleet.list().filter((r) => !this.records.has(r.id))] : this.records.values();
+    for (const r of all) {
       if (filter.userId !== undefined && r.userId !== filter.userId) continue;
       if (filter.orgId !== undefined && r.orgId !== filter.orgId) continue;
       if (filter.projectName !== undefined && r.projectName !== filter.projectName) continue;
@@ -314,12 +330,16 @@ export class Supervisor {
   }
 
   input(id: string, data: string): void {
+    const remote = this.remoteRecord(id);
+    if (remote) return this.fleet!.send(remote, 'input', { data });
     const l = this.requireLive(id);
     l.lastActivity = Date.now();
     l.actor!.send({ t: 'input', data });
   }
 
   resize(id: string, cols: number, rows: number): void {
+    const remote = this.remoteRecord(id);
+    if (remote) return this.fleet!.send(remote, 'resize', { cols, rows });
     const l = this.requireLive(id);
     const r = this.records.get(id)!;
     r.cols = cols;
@@ -328,6 +348,8 @@ export class Supervisor {
   }
 
   signal(id: string, signal: NodeJS.Signals): void {
+    const remote = this.remoteRecord(id);
+    if (remote) return this.fleet!.send(remote, 'signal', { signal });
     const l = this.requireLive(id);
     l.lastActivity = Date.now();
     l.actor!.send({ t: 'signal', signal });
@@ -384,8 +406,31 @@ export class Supervisor {
 
   /** Deliver a frame to a session's viewers (agent events, participants). */
   toViewers(id: string, frame: string): void {
+    this.emit(id, frame);
+  }
+
+  /** Frames that arrived from another node for local viewers of a remote session. */
+  deliver(id: string, frame: Uint8Array | string): void {
     this.fanout.session(id, frame);
   }
+
+  /** A frame of a local session: to local viewers and to nodes watching it. */
+  private emit(id: string, frame: Uint8Array | string, offset?: number, end?: number): void {
+    this.fanout.session(id, frame);
+    this.fleet?.frame(id, frame, offset, end);
+  }
+
+  private remoteRecord(id: string): SessionRecord | undefined {
+    return this.isRemote(id) ? this.fleet!.get(id) : undefined;
+  }
+
+  /** Write every local record again (after the shared store came back). */
+  async republish(): Promise<void> {
+    await Promise.all([...this.records.values()].map((r) => this.persist(r)));
+  }
+
+  /** The fleet link, when several nodes share a Redis. */
+  fleet: Fleet | undefined;
 
   /** Test hook: make an actor throw or its worker die. */
   fault(id: string, kind: 'throw' | 'crash-worker'): void {
@@ -403,6 +448,11 @@ export class Supervisor {
     message?: string,
     extra: { details?: unknown; summary?: string; artifacts?: unknown[] } = {},
   ): Promise<SessionRecord> {
+    const remote = this.isRemote(id) ? this.fleet!.get(id)! : undefined;
+    if (remote) {
+      const rec = await this.fleet!.request<SessionRecord>(remote, 'terminate', { as, message, extra });
+      return Object.assign(remote, rec);
+    }
     const r = this.records.get(id);
     if (!r) throw new AppError('SM_ERR_SESSION_NOT_FOUND');
     if (!isTerminal(r.status)) {
@@ -437,11 +487,13 @@ export class Supervisor {
 
   /** Count viewers (the idle reaper spares sessions with one). */
   viewerJoined(id: string): void {
+    if (this.isRemote(id)) return this.fleet!.viewerJoined(id);
     const l = this.live.get(id);
     if (l) l.viewers++;
   }
 
   viewerLeft(id: string): void {
+    if (this.isRemote(id)) return this.fleet!.viewerLeft(id);
     const l = this.live.get(id);
     if (l && l.viewers > 0) {
       l.viewers--;
@@ -455,6 +507,8 @@ export class Supervisor {
    * with no hole and no repeat.
    */
   replay(id: string, since: number | undefined, cb: (r: ReplayResult) => void, mode?: 'screen'): void {
+    const remote = this.remoteRecord(id);
+    if (remote) return this.fleet!.replay(remote, since, cb, mode);
     const r = this.records.get(id);
     if (!r) throw new AppError('SM_ERR_SESSION_NOT_FOUND');
     const l = this.live.get(id);
@@ -680,7 +734,7 @@ export class Supervisor {
       case 'out': {
         l.lastActivity = Date.now();
         r.outputOffset = m.offset + m.length;
-        this.fanout.session(r.id, m.frame);
+        this.emit(r.id, m.frame, m.offset, m.offset + m.length);
         if (r.outputOffset - l.ackedAt >= ACK_EVERY_BYTES) {
           l.ackedAt = r.outputOffset;
           l.actor?.send({ t: 'ack', offset: r.outputOffset });
@@ -812,7 +866,7 @@ export class Supervisor {
     this.deps.metrics.setRunning(this.counts().running);
     await this.persist(r);
     await this.job(r, reason);
-    this.fanout.session(
+    this.emit(
       r.id,
       JSON.stringify({ type: 'exit', sessionId: r.id, exitCode: r.exitCode, signal: r.signal, reason: r.reason, status }),
     );
@@ -857,7 +911,7 @@ export class Supervisor {
   }
 
   private statusChanged(r: SessionRecord): void {
-    this.fanout.session(r.id, JSON.stringify({ type: 'status', sessionId: r.id, status: r.status }));
+    this.emit(r.id, JSON.stringify({ type: 'status', sessionId: r.id, status: r.status }));
     void this.event(r, 'session:updated');
   }
 
@@ -878,6 +932,7 @@ export class Supervisor {
     const next = prev.then(async () => {
       try {
         await this.deps.store.put('sessions', r.id, r);
+        this.fleet?.recordChanged(r);
       } catch (err) {
         this.deps.log.error('could not persist session', { sessionId: r.id, error: err as Error });
       }

@@ -1,6 +1,6 @@
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { ZipArchive } from 'archiver';
+import { ZipArchive, type ZipEntryData } from 'archiver';
 import type { HttpContext } from '../http/context.js';
 import type { Logger } from '../log.js';
 import { isInside } from './paths.js';
@@ -14,8 +14,17 @@ export type HeavyDir = (typeof HEAVY_DIRS)[number];
  * client holds back the walk as well as the compressor (memory stays flat for any tree).
  */
 const MAX_QUEUED_ENTRIES = 256;
-/** Deflate level: 6 is zlib's default trade of speed for size. */
+/**
+ * Deflate level: zlib's default. Measured on 26 MB of real JS: level 1 is 1.3x faster but
+ * 20% bigger; deflating data that does not compress is the real cost (15 MiB/s against
+ * 70-110 MiB/s stored), hence STORED_EXT.
+ */
 const ZIP_LEVEL = 6;
+/** Already-compressed formats: stored as they are, deflating them only burns CPU. */
+const STORED_EXT = new Set([
+  '.png', '.jpg', '.jpeg', '.gif', '.webp', '.avif', '.ico', '.woff', '.woff2', '.mp3', '.mp4', '.m4a', '.webm', '.ogg', '.ogv',
+  '.zip', '.gz', '.tgz', '.bz2', '.xz', '.zst', '.7z', '.rar', '.jar', '.pdf', '.br',
+]);
 
 export interface ZipStats {
   entries: number;
@@ -122,7 +131,7 @@ export function streamWorkspaceZip(ctx: HttpContext, root: string, prefix: strin
         const name = `${prefix}/${e.rel}`;
         const date = e.stat.mtime;
         const mode = e.stat.mode & 0o777;
-        if (e.stat.isFile()) archive.file(e.abs, { name, stats: e.stat });
+        if (e.stat.isFile()) archive.file(e.abs, { name, stats: e.stat, store: STORED_EXT.has(path.extname(e.rel).toLowerCase()) } as ZipEntryData);
         else if (e.stat.isDirectory()) archive.append(Buffer.alloc(0), { name: `${name}/`, type: 'directory', date, mode });
         else if (e.stat.isSymbolicLink()) {
           const real = await realpath(e.abs).catch(() => undefined);

@@ -52,7 +52,7 @@ export class Tmux {
   readonly socket = `sm-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
   tmux(...args: string[]): string {
-    return execFileSync('tmux', ['-L', this.socket, ...args], { encoding: 'utf8' });
+    return execFileSync('tmux', ['-L', this.socket, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
   /** A pane running a plain shell with `env` set, `cols` × `rows`. */
@@ -79,7 +79,7 @@ export class Tmux {
     this.tmux('resize-window', '-t', 't', '-x', String(cols), '-y', String(rows));
   }
 
-  async waitFor(pred: (screen: string) => boolean, what: string, timeoutMs = 15_000): Promise<string> {
+  async waitFor(pred: (screen: string) => boolean, what: string, timeoutMs = 20_000): Promise<string> {
     try {
       return await until(() => {
         const s = this.capture();

@@ -8,6 +8,9 @@ import { api, startServer, tempDir, until, type TestServer } from '../helpers/se
 import { CutProxy } from './proxy.js';
 import { CLI, cliEnv, exactLines, runCli, startCli, Tmux } from './cli-helpers.js';
 
+/** Bound for each wait on the server or the browser (a shared 2-core machine can be slow). */
+const WAIT_MS = 20_000;
+
 let s: TestServer;
 let token: string;
 let env: Record<string, string>;
@@ -33,11 +36,12 @@ async function createBash(project: string): Promise<string> {
   return body.id as string;
 }
 
+/** Wait for the session's console.log to hold `needle` (polled over HTTP: spawning the CLI is slow). */
 async function logsUntil(id: string, needle: string): Promise<string> {
   return until(async () => {
-    const r = await cli('logs', id, '--lines', '100');
-    return r.stdout.includes(needle) ? r.stdout : undefined;
-  }, `logs to contain ${needle}`);
+    const r = await api(s, 'GET', `/api/sessions/${id}/logs?lines=100`, { token });
+    return r.text.includes(needle) ? r.text : undefined;
+  }, `logs to contain ${JSON.stringify(needle)}`, 30_000, 100);
 }
 
 /** A port nothing listens on. */
@@ -96,9 +100,9 @@ describe('cli: sessions', () => {
     await logsUntil(id, 'before-follow\r\n');
     const f = startCli(['logs', id, '--follow', '--lines', '5'], env, s.dir);
     cleanups.push(() => f.proc.kill());
-    await until(() => f.out().includes('before-follow'), 'the tail in --follow');
+    await until(() => f.out().includes('before-follow'), 'the tail in --follow', WAIT_MS);
     await cli('send', id, 'echo live-after-follow');
-    await until(() => f.out().includes('live-after-follow\r\n'), 'live output in --follow');
+    await until(() => f.out().includes('live-after-follow\r\n'), 'live output in --follow', WAIT_MS);
     expect((await cli('kill', id)).stdout).toMatch(/killed/);
     expect(await f.exit).toBe(0);
     // Printed once (the echoed command line also ends with it, hence the subtraction).
@@ -116,7 +120,7 @@ describe('cli: sessions', () => {
     expect(waited.code).toBe(3);
     expect(waited.stdout).toContain('waited-out');
 
-    await until(async () => (await api(s, 'GET', `/api/sessions/${jobId}`, { token })).body.status === 'exited', 'the job to exit');
+    await until(async () => (await api(s, 'GET', `/api/sessions/${jobId}`, { token })).body.status === 'exited', 'the job to exit', WAIT_MS);
     const jobs = await cli('jobs', '--limit', '50');
     expect(jobs.code).toBe(0);
     expect(jobs.stdout.split('\n')[0]).toMatch(/^TIME\s+SESSION\s+STATUS\s+EXIT\s+PROJECT\s+AGENT\s+MESSAGE$/);
@@ -125,8 +129,10 @@ describe('cli: sessions', () => {
     expect(jobsJson.items.some((j: any) => j.sessionId === jobId && j.status === 'exited')).toBe(true);
   });
 
-  it('kill terminates a session and the record stays', async () => {
+  it('kill terminates a session and the record stays; attach then shows what it printed', async () => {
     const id = await createBash('cli-kill');
+    await cli('send', id, 'echo said-before-kill');
+    await logsUntil(id, 'said-before-kill\r\n');
     const k = await cli('kill', id.slice(0, 6));
     expect(k.code).toBe(0);
     expect(k.stdout).toBe(`${id} killed\n`);
@@ -134,6 +140,10 @@ describe('cli: sessions', () => {
     expect(again.status).toBe('killed');
     const killJson = JSON.parse((await cli('kill', id, '--json')).stdout);
     expect(killJson.status).toBe('killed');
+    const ended = await cli('attach', id);
+    expect(ended.code).toBe(0);
+    expect(ended.stdout).toContain('said-before-kill\r\n');
+    expect(ended.stderr).toMatch(/has ended \(killed\)/);
   });
 });
 
@@ -229,7 +239,7 @@ describe('cli: attach (in tmux)', () => {
     tmux.keys('Enter');
     await tmux.waitFor((p) => exactLines(p, '30 100') === 1, 'the pty at the pane size');
     tmux.resize(90, 24);
-    await until(async () => (await api(s, 'GET', `/api/sessions/${id}`, { token })).body.cols === 90, 'SIGWINCH → resize');
+    await until(async () => (await api(s, 'GET', `/api/sessions/${id}`, { token })).body.cols === 90, 'SIGWINCH → resize', WAIT_MS);
     tmux.type('stty size');
     tmux.keys('Enter');
     await tmux.waitFor((p) => exactLines(p, '24 90') === 1, 'the pty resized with the window');
@@ -243,7 +253,7 @@ describe('cli: attach (in tmux)', () => {
     const rec = await until(async () => {
       const r = (await api(s, 'GET', `/api/sessions/${id}`, { token })).body;
       return r.viewers === 0 ? r : undefined;
-    }, 'the viewer to leave');
+    }, 'the viewer to leave', WAIT_MS);
     expect(rec.status).toBe('running');
     tmux.kill();
   });

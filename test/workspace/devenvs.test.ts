@@ -151,6 +151,7 @@ describe('dev-envs', () => {
     writeFileSync(path.join(dir, 'src', 'node_modules', 'x.js'), 'x');
     const binary = randomBytes(300_000);
     writeFileSync(path.join(dir, 'blob.bin'), binary);
+    writeFileSync(path.join(dir, 'photo.png'), binary.subarray(0, 5000));
     mkdirSync(path.join(dir, 'empty-dir'));
     const outside = path.join(s.dir, 'outside-secret.txt');
     writeFileSync(outside, 'TOP-SECRET-OUTSIDE');
@@ -169,6 +170,10 @@ describe('dev-envs', () => {
       expect(zip.get(`zipme/${f}`)!.data.equals(readFileSync(path.join(dir, ...f.split('/'))))).toBe(true);
     }
     expect(zip.get('zipme/blob.bin')!.data.equals(binary)).toBe(true);
+    // Already-compressed formats are stored, text is deflated.
+    expect(zip.get('zipme/photo.png')!.method).toBe(0);
+    expect(zip.get('zipme/photo.png')!.data.equals(binary.subarray(0, 5000))).toBe(true);
+    expect(zip.get('zipme/index.html')!.method).toBe(8);
     expect(zip.get('zipme/empty-dir/')!.isDir).toBe(true);
     expect(zip.get('zipme/link-in')!.isSymlink).toBe(true);
     expect(zip.get('zipme/link-in')!.data.toString()).toBe('css/style.css');

@@ -179,8 +179,6 @@ describe('preview', () => {
       `${P}%2Evibe/secret.json`,
       `${P}%2fetc%2fpasswd`,
       `${P}/etc/passwd`,
-      `${P}%c0%ae%c0%ae/sibling/secret.txt`,
-      `${P}%e0%80%ae%e0%80%ae/sibling/secret.txt`,
       `${P}..;/sibling/secret.txt`,
       `${P}...//sibling/secret.txt`,
       `${P}link-dir-out/outside.txt`,
@@ -191,24 +189,27 @@ describe('preview', () => {
       '/preview/..%2f..%2f/outside.txt',
       '/preview/acme/%2e%2e/outside.txt',
       `${P}%2e%2e%5c%2e%2e%5coutside.txt`,
+    ];
+    // Not percent-encoding of UTF-8 (overlong forms, %u): the router refuses the whole path.
+    const badEncoding = [
+      `${P}%c0%ae%c0%ae/sibling/secret.txt`,
+      `${P}%e0%80%ae%e0%80%ae/sibling/secret.txt`,
       `${P}..%c0%afsibling/secret.txt`,
       `${P}%u002e%u002e/sibling/secret.txt`,
     ];
     expect(hostile.length).toBeGreaterThanOrEqual(25);
-    const outcomes: Record<string, number> = {};
-    for (const target of hostile) {
-      const t0 = Date.now();
-      const r = await rawGet(s.port, target);
-      outcomes[target] = r.status;
-      console.log("OUT", r.status, Date.now() - t0, target);
-      const text = r.body.toString('latin1');
-      for (const secret of SECRETS) expect(text, target).not.toContain(secret);
-      // Refused as not found (or, for bytes that are not percent-encoding, as a bad request), never served.
-      expect([400, 404], `${target} → ${r.status}`).toContain(r.status);
+    for (const [targets, status] of [[hostile, 404], [badEncoding, 400]] as const) {
+      for (const target of targets) {
+        const r = await rawGet(s.port, target);
+        const text = r.body.toString('latin1');
+        for (const secret of SECRETS) expect(text, target).not.toContain(secret);
+        expect(r.status, target).toBe(status);
+      }
     }
     // A raw NUL byte in the request line, too.
-    const nul = await rawGet(s.port, Buffer.from(`${P}index.html\u0000.png`, 'latin1'));
-    expect(nul.status).not.toBe(200);
-    expect(Object.values(outcomes).filter((x) => x === 404).length).toBeGreaterThanOrEqual(25);
+    // uWS does not parse it and keeps waiting; our EOF makes it close without an answer.
+    const nul = await rawGet(s.port, Buffer.from(`${P}index.html\u0000.png`, 'latin1'), {}, { endAfterWrite: true });
+    expect(nul.status).toBe(0);
+    expect(nul.body.length).toBe(0);
   });
 });

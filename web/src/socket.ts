@@ -17,6 +17,8 @@ const SILENCE_LIMIT_MS = 50_000;
 /** Close codes that mean "do not come back" (DESIGN §7): bad token, revoked share link. */
 const CLOSE_UNAUTHORIZED = 4001;
 const CLOSE_REVOKED = 4003;
+/** Error callbacks kept for requests (a success has no answer, so old ones are dropped). */
+const MAX_PENDING_REFS = 500;
 
 type SessionListener = (f: Frame) => void;
 type EventListener = (name: string, payload: unknown, topic: string) => void;
@@ -72,8 +74,8 @@ export class Socket {
   request(frame: Frame, onError?: (f: Frame) => void): boolean {
     const ref = this.nextRef++;
     if (onError) this.refs.set(ref, onError);
-    // Refs of requests that never fail are forgotten after a while.
-    if (this.refs.size > 500) this.refs.delete(this.refs.keys().next().value as number);
+    // Requests that succeed get no answer: their refs are forgotten oldest first.
+    if (this.refs.size > MAX_PENDING_REFS) this.refs.delete(this.refs.keys().next().value as number);
     return this.send({ ...frame, ref });
   }
 

@@ -11,6 +11,7 @@ export interface GuestScope {
   orgId: string | undefined;
   projectName: string | undefined;
   expiresAt: string | undefined;
+  host?: string | undefined;
 }
 
 /**
@@ -78,8 +79,14 @@ export class SessionStore {
         projectName: str(info.projectName) ?? str(project.projectName) ?? str(info.project),
         expiresAt: str(info.expiresAt),
       };
+      this.guest.host = str(info.host);
       const list = info.sessions ?? info.liveSessions;
-      if (Array.isArray(list)) items = list.filter((s): s is SessionView => typeof s === 'object' && s !== null && typeof (s as SessionView).id === 'string');
+      if (Array.isArray(list)) {
+        // The share link's answer is brief: fill in what the link itself says.
+        items = list
+          .filter((s): s is SessionView => typeof s === 'object' && s !== null && typeof (s as SessionView).id === 'string')
+          .map((s) => ({ ...s, orgId: s.orgId ?? this.guest?.orgId ?? '', projectName: s.projectName ?? this.guest?.projectName ?? '', userId: s.userId ?? this.guest?.host ?? '' }));
+      }
     } catch (err) {
       // 404: revoked, expired or no share-link routes here; the session list below tells which.
       if ((err as { status?: number }).status !== 404) throw err;

@@ -134,7 +134,12 @@ function head(ctx: HttpContext, length: number, headers: Record<string, string>)
 /** Register `/` and `/assets/*` (public). Without a built page, `/` says how to build it. */
 export async function consoleRoutes(parts: Pick<ServerParts, 'router' | 'log'>, dir?: string): Promise<void> {
   const root = dir ?? (await findConsoleDir());
-  const loaded = root ? await loadConsole(root) : undefined;
+  let loaded: Awaited<ReturnType<typeof loadConsole>> | undefined;
+  try {
+    if (root) loaded = await loadConsole(root);
+  } catch (err) {
+    parts.log.warn('web console could not be read', { dir: root, error: err as Error });
+  }
   if (!loaded) parts.log.warn('web console not built: run `node web/build.mjs` (npm run build:web)');
 
   parts.router.get('/', (ctx) => {

@@ -187,7 +187,9 @@ export function sessionRoutes(router: Router, sup: Supervisor, dataDir: string, 
       }
       lines = Number(raw);
     }
-    const text = await tailLines(path.join(dataDir, 'sessions', r.id, 'console.log'), lines);
+    const text = sup.isRemote(r.id)
+      ? await sup.fleet!.request<string>(r, 'logs', { lines })
+      : await tailLines(path.join(dataDir, 'sessions', r.id, 'console.log'), lines);
     ctx.reply.text(200, text);
   }, 'any');
 

@@ -2,6 +2,7 @@ import { assertOrgAccess, assertWriter } from '../../auth/principal.js';
 import type { ServerParts } from '../../server.js';
 import { Templates } from '../../templates/templates.js';
 import { assertName, bodyObject, optBool, reqString } from '../../validate.js';
+import { projectTopic } from '../../workspace/access.js';
 import { ensureWorkspace, requireWorkspace } from '../../workspace/paths.js';
 
 /** `GET /api/templates` · `POST /api/templates/apply` (DESIGN §3). */
@@ -26,7 +27,7 @@ export function templateRoutes(parts: ServerParts): Templates {
     await ensureWorkspace(config.workspaceBasePath, orgId, projectName, ctx.who.userId);
     const ws = await requireWorkspace(config.workspaceBasePath, orgId, projectName);
     const r = await templates.apply(ws.root, templateId, { orgId, projectName }, overwrite);
-    void bus.publish(`project:${orgId}/${projectName}`, 'template:applied', { orgId, projectName, templateId, written: r.written.length });
+    void bus.publish(projectTopic(orgId, projectName), 'template:applied', { orgId, projectName, templateId, written: r.written.length });
     ctx.reply.json(200, { orgId, projectName, ...r });
   });
 

@@ -12,7 +12,12 @@ export interface RawResponse {
   body: Buffer;
 }
 
-export function rawGet(port: number, target: string | Buffer, headers: Record<string, string> = {}, timeoutMs = 10_000): Promise<RawResponse> {
+/**
+ * `endAfterWrite` half-closes the socket once the request is out: a server that is still
+ * waiting for the rest of a request it cannot parse then sees EOF instead of idling.
+ */
+export function rawGet(port: number, target: string | Buffer, headers: Record<string, string> = {}, opts: { endAfterWrite?: boolean; timeoutMs?: number } = {}): Promise<RawResponse> {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
   return new Promise((resolve, reject) => {
     const sock = net.connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -27,6 +32,7 @@ export function rawGet(port: number, target: string | Buffer, headers: Record<st
         Buffer.from(` HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`),
       ]);
       sock.write(head);
+      if (opts.endAfterWrite) sock.end();
     });
     sock.on('data', (d) => chunks.push(d));
     sock.on('error', () => {});

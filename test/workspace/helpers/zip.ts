@@ -27,6 +27,8 @@ export interface ZipEntry {
   isSymlink: boolean;
   data: Buffer;
   mode: number;
+  /** 0 stored, 8 deflated. */
+  method: number;
 }
 
 export function readZip(buf: Buffer): Map<string, ZipEntry> {
@@ -55,7 +57,7 @@ export function readZip(buf: Buffer): Map<string, ZipEntry> {
     const data = method === 0 ? Buffer.from(raw) : method === 8 ? inflateRawSync(raw) : (() => { throw new Error(`method ${method}`); })();
     if ((crc32(data) >>> 0) !== crc) throw new Error(`CRC mismatch for ${name}`);
     const mode = externalAttr >>> 16;
-    out.set(name, { name, isDir: name.endsWith('/'), isSymlink: (mode & 0o170000) === 0o120000, data, mode });
+    out.set(name, { name, isDir: name.endsWith('/'), isSymlink: (mode & 0o170000) === 0o120000, data, mode, method });
   }
   return out;
 }

@@ -30,7 +30,7 @@ const COLUMN_ORDER = ['backlog', 'todo', 'planned', 'in_progress', 'doing', 'rev
  * `planner:updated` event on `project:<org>/<project>` reloads it. Criteria can be ticked
  * and cards moved between columns. Without the planner routes, it says so.
  */
-export function plannerPanel(app: App, root: HTMLElement, session: () => SessionView | undefined): () => void {
+export function plannerPanel(app: App, root: HTMLElement, session: () => SessionView | undefined, readOnly = false): () => void {
   const body = h('div');
   const status = h('span', { class: 'muted' });
   root.append(h('div', { class: 'toolbar' }, h('button', { text: 'Refresh', onclick: () => void load() }), status), body);
@@ -86,6 +86,7 @@ export function plannerPanel(app: App, root: HTMLElement, session: () => Session
     const move = h('select', { 'aria-label': 'Move card' }, [...new Set([...statuses, ...COLUMN_ORDER.filter((x) => ['todo', 'in_progress', 'done'].includes(x))])].map((st) =>
       h('option', { value: st, text: st.replace(/_/g, ' '), selected: st === c.status }),
     ));
+    move.disabled = readOnly;
     move.addEventListener('change', () => void write(`${base}/cards/${enc(c.id)}`, { status: move.value }));
     const crit = c.criteria ?? [];
     return h('div', { class: 'card planner-card', 'data-card': c.id },
@@ -93,7 +94,7 @@ export function plannerPanel(app: App, root: HTMLElement, session: () => Session
       c.description ? h('p', { class: 'muted', text: c.description }) : null,
       crit.length
         ? h('ul', { class: 'criteria' }, crit.map((ac) => {
-          const box = h('input', { type: 'checkbox', checked: !!ac.done });
+          const box = h('input', { type: 'checkbox', checked: !!ac.done, disabled: readOnly, 'data-criterion': ac.id });
           box.addEventListener('change', () => void write(`${base}/cards/${enc(c.id)}/criteria/${enc(ac.id)}`, { done: box.checked }));
           return h('li', null, h('label', null, box, ' ', ac.text));
         }))

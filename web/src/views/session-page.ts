@@ -13,7 +13,7 @@ type Tab = 'terminal' | 'logs' | 'workspace' | 'planner';
 export function sessionPage(app: App, root: HTMLElement, params: string[]): () => void {
   const id = (params[0] ?? '').toLowerCase();
   const guest = isGuest(app);
-  const tabs: Tab[] = guest ? ['terminal', 'logs'] : ['terminal', 'logs', 'workspace', 'planner'];
+  const tabs: Tab[] = guest ? ['terminal', 'logs', 'planner'] : ['terminal', 'logs', 'workspace', 'planner'];
   let tab: Tab = tabs.includes(params[1] as Tab) ? (params[1] as Tab) : 'terminal';
   const cleanups: Array<() => void> = [];
 
@@ -110,7 +110,7 @@ export function sessionPage(app: App, root: HTMLElement, params: string[]): () =
     const project = () => session ?? app.store.sessions.get(id);
     if (t === 'logs') cleanups.push(logsPanel(app, panel, id));
     if (t === 'workspace') cleanups.push(workspacePanel(app, panel, project));
-    if (t === 'planner') cleanups.push(plannerPanel(app, panel, project));
+    if (t === 'planner') cleanups.push(plannerPanel(app, panel, project, guest));
   };
   const show = (t: Tab) => {
     tab = t;

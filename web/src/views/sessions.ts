@@ -18,6 +18,7 @@ export function sessionsView(app: App, root: HTMLElement): () => void {
     h('option', { value: 'ended', text: 'Ended' }),
   );
   const tbody = h('tbody');
+  const guestNote = h('p', { class: 'muted guest-note' });
   const empty = h('p', { class: 'muted empty' });
   const showOrg = admin;
   const head = h('tr', null,
@@ -31,7 +32,7 @@ export function sessionsView(app: App, root: HTMLElement): () => void {
     h('section', { class: 'view sessions-view' },
       h('div', { class: 'toolbar' }, filter, statusSel, refresh, newBtn),
       form,
-      guest && app.store.guest?.projectName ? h('p', { class: 'muted', text: `Watching project ${app.store.guest.projectName} (read-only).` }) : null,
+      guestNote,
       h('table', { class: 'table sessions' }, h('thead', null, head), tbody),
       empty,
     ),
@@ -50,6 +51,10 @@ export function sessionsView(app: App, root: HTMLElement): () => void {
       return [s.id, s.agent, s.projectName, s.orgId, s.userId, s.status, command(s.command)].some((v) => v && v.toLowerCase().includes(q));
     });
     tbody.replaceChildren(...rows.map((s) => row(app, s, showOrg, guest)));
+    const g = app.store.guest;
+    if (guest && g?.projectName) {
+      guestNote.textContent = `Watching ${g.orgId ?? ''}/${g.projectName}${g.host ? `, shared by ${g.host}` : ''} — read-only${g.expiresAt ? `, until ${new Date(g.expiresAt).toLocaleString()}` : ''}.`;
+    }
     empty.textContent = app.store.error ? `Could not load sessions: ${app.store.error}` : !app.store.loaded ? 'Loading…' : rows.length ? '' : app.store.sessions.size ? 'No session matches the filter.' : 'No sessions yet.';
   };
   const schedule = () => {

@@ -1,10 +1,10 @@
-import { enc, type SessionView } from '../api.js';
+import { enc, TERMINAL_STATUSES, type SessionView } from '../api.js';
 import type { App } from '../app.js';
 import { h, toast } from '../dom.js';
-import { bytes, time } from '../format.js';
+import { bytes, shortId, time } from '../format.js';
 import { unavailable } from './unavailable.js';
 
-/** Most file entries shown at once; a workspace listing can be long. */
+/** Most file entries shown at once, when an answer carries a listing. */
 const MAX_FILES = 1000;
 
 interface FileEntry {
@@ -15,8 +15,8 @@ interface FileEntry {
 }
 
 /**
- * The session's workspace (GET /api/dev-envs/:orgId/:projectName) and its zip download.
- * The dev-env routes come from the workspace feature; without them this says so.
+ * The session's workspace: GET /api/dev-envs/:orgId/:projectName (size, files, git, the
+ * project stamp, live sessions) and the zip download. Without the dev-env routes, it says so.
  */
 export function workspacePanel(app: App, root: HTMLElement, session: () => SessionView | undefined): () => void {
   const body = h('div');
@@ -38,12 +38,49 @@ export function workspacePanel(app: App, root: HTMLElement, session: () => Sessi
       body.replaceChildren(unavailable('Workspace', err));
       return;
     }
-    const facts = Object.entries(info).filter(([, v]) => v === null || ['string', 'number', 'boolean'].includes(typeof v));
+    const withGit = h('input', { type: 'checkbox' });
+    const withModules = h('input', { type: 'checkbox' });
+    const download = h('button', {
+      class: 'primary',
+      text: 'Download zip',
+      onclick: () => {
+        const include = [withGit.checked ? '.git' : '', withModules.checked ? 'node_modules' : ''].filter(Boolean).join(',');
+        void downloadZip(app, `${base}/download${include ? `?include=${enc(include)}` : ''}`, s);
+      },
+    });
+    const git = (info.git ?? {}) as { isRepo?: boolean; branch?: string | null };
+    const facts: Array<[string, string]> = [];
+    const add = (k: string, v: unknown) => {
+      if (v !== undefined && v !== null && v !== '') facts.push([k, String(v)]);
+    };
+    add('path', info.path);
+    add('size', typeof info.sizeBytes === 'number' ? `${bytes(info.sizeBytes)}${info.truncated ? ' (at least: the count stopped early)' : ''}` : undefined);
+    add('files', info.fileCount);
+    add('folders', info.dirCount);
+    add('git', info.git ? (git.isRepo ? `repository${git.branch ? ` on ${git.branch}` : ''}` : 'not a repository') : undefined);
+    // Any other plain fields a newer server adds.
+    const known = new Set(['orgId', 'projectName', 'path', 'sizeBytes', 'fileCount', 'dirCount', 'truncated', 'git', 'project', 'sessions']);
+    for (const [k, v] of Object.entries(info)) if (!known.has(k) && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) add(k, v);
+    const sessions = Array.isArray(info.sessions) ? (info.sessions as SessionView[]) : [];
     const files = findFiles(info);
-    const download = h('button', { class: 'primary', text: 'Download zip', onclick: () => void downloadZip(app, base, s) });
     body.replaceChildren(
-      h('div', { class: 'toolbar' }, download, h('button', { text: 'Refresh', onclick: () => void load() })),
-      h('dl', { class: 'facts' }, facts.flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: String(v) })])),
+      h('div', { class: 'toolbar' },
+        download,
+        h('label', { class: 'muted' }, withGit, ' include .git'),
+        h('label', { class: 'muted' }, withModules, ' include node_modules'),
+        h('button', { text: 'Refresh', onclick: () => void load() }),
+      ),
+      h('dl', { class: 'facts' }, facts.flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })])),
+      sessions.length
+        ? h('div', { class: 'card' },
+          h('strong', { text: 'Live sessions in this workspace' }),
+          h('ul', null, sessions.map((x) => h('li', null,
+            h('a', { href: `#/s/${x.id}`, text: shortId(x.id) }), ` ${x.agent} · ${x.status}${TERMINAL_STATUSES.has(x.status) ? '' : ` · ${x.userId}`}`))),
+        )
+        : '',
+      info.project && typeof info.project === 'object'
+        ? h('details', { class: 'card' }, h('summary', { text: '.vibe/project.json' }), h('pre', { class: 'logs', text: JSON.stringify(info.project, null, 2) }))
+        : '',
       files.length
         ? h('table', { class: 'table files' },
           h('thead', null, h('tr', null, h('th', { text: 'Path' }), h('th', { text: 'Size' }), h('th', { text: 'Modified' }))),
@@ -52,7 +89,7 @@ export function workspacePanel(app: App, root: HTMLElement, session: () => Sessi
             h('td', { class: 'num', text: bytes(f.size) }),
             h('td', { text: time(f.modified) }),
           ))))
-        : h('p', { class: 'muted', text: 'No file listing in this answer.' }),
+        : '',
       files.length > MAX_FILES ? h('p', { class: 'muted', text: `…and ${files.length - MAX_FILES} more.` }) : '',
     );
   };
@@ -62,11 +99,11 @@ export function workspacePanel(app: App, root: HTMLElement, session: () => Sessi
   };
 }
 
-/** Any array of file-like entries in the answer (files, tree, entries, artifacts…). */
+/** Arrays of file-like entries in the answer (files, tree, entries, artifacts…), if any. */
 function findFiles(info: Record<string, unknown>): FileEntry[] {
   const out: FileEntry[] = [];
   for (const [key, v] of Object.entries(info)) {
-    if (!Array.isArray(v)) continue;
+    if (!Array.isArray(v) || key === 'sessions') continue;
     for (const e of v) {
       if (typeof e === 'string') out.push({ path: key === 'artifacts' ? `artifacts/${e}` : e, size: undefined, type: undefined, modified: undefined });
       else if (e && typeof e === 'object') {
@@ -86,15 +123,15 @@ function findFiles(info: Record<string, unknown>): FileEntry[] {
 }
 
 /** The zip needs the bearer header, so it is fetched and handed to the browser as a blob. */
-async function downloadZip(app: App, base: string, s: SessionView): Promise<void> {
+async function downloadZip(app: App, url: string, s: SessionView): Promise<void> {
   try {
-    const blob = await app.api.blob(`${base}/download`);
-    const url = URL.createObjectURL(blob);
-    const a = h('a', { href: url, download: `${s.orgId}-${s.projectName}.zip` });
+    const blob = await app.api.blob(url);
+    const href = URL.createObjectURL(blob);
+    const a = h('a', { href, download: `${s.orgId}-${s.projectName}.zip` });
     document.body.append(a);
     a.click();
     a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    setTimeout(() => URL.revokeObjectURL(href), 60_000);
   } catch (err) {
     toast(`Download failed: ${(err as Error).message}`, 'error');
   }
