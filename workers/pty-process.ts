@@ -47,7 +47,7 @@ const EXIT_WATCH_MS = 20;
 
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(osConstants.signals).map(([k, v]) => [v, k]));
 
-async function resolveCommand(command: string, env: Record<string, string>, cwd: string): Promise<string | undefined> {
+export async function resolveCommand(command: string, env: Record<string, string>, cwd: string): Promise<string | undefined> {
   const candidates = command.includes('/')
     ? [path.resolve(cwd, command)]
     : (env.PATH ?? '').split(':').filter(Boolean).map((dir) => path.join(dir, command));

@@ -12,6 +12,8 @@ import { ReplayRing, alignToCharStart } from './replay-ring.js';
 import { ConsoleLog } from './console-log.js';
 import { processUsage } from './process-tree.js';
 import { ScreenMirror } from './screen-mirror.js';
+import { launchPipes } from './pipe-process.js';
+import { AcpClient } from './acp-client.js';
 
 /** Flush output at most this long after the first byte of a burst: latency vs. message count. */
 const COALESCE_MS = 4;
@@ -33,6 +35,9 @@ const liveActors = new Set<SessionActor>();
 
 class SessionActor {
   private pty: PtyProcess | undefined;
+  private acp: AcpClient | undefined;
+  /** Prompts wait for the ACP handshake (initialize, session/new). */
+  private acpStarted: Promise<unknown> = Promise.resolve();
   private readonly ring: ReplayRing;
   private readonly log: ConsoleLog;
   private readonly screen: ScreenMirror;
@@ -71,7 +76,15 @@ class SessionActor {
 
   async start(): Promise<void> {
     const s = this.task;
-    const res = await launchPty({ command: s.command, args: s.args, cwd: s.cwd, env: s.env, cols: s.cols, rows: s.rows });
+    const spec = { command: s.command, args: s.args, cwd: s.cwd, env: s.env, cols: s.cols, rows: s.rows };
+    let res: { ok: true; pty: PtyProcess } | { ok: false; error: string };
+    if (s.protocol === 'acp') {
+      const piped = await launchPipes(spec);
+      if (piped.ok) {
+        res = { ok: true, pty: piped.proc };
+        this.acp = AcpClient.fromChild(piped.child, { cwd: s.cwd, onEvent: (event) => this.post({ t: 'agent_event', event }) });
+      } else res = piped;
+    } else res = await launchPty(spec);
     if (!res.ok) {
       this.post({ t: 'spawn_failed', error: res.error });
       this.port.close();
@@ -93,6 +106,13 @@ class SessionActor {
     this.usageTimer = setInterval(() => void this.sampleUsage(), USAGE_SAMPLE_MS);
     this.usageTimer.unref();
     this.post({ t: 'spawned', pid: p.pid });
+    if (this.acp) {
+      this.acpStarted = this.acp.start();
+      this.acpStarted.then(
+        () => this.post({ t: 'agent_event', event: { kind: 'status', state: 'ready' } }),
+        (err: Error) => this.post({ t: 'agent_event', event: { kind: 'status', state: 'error', detail: `ACP start failed: ${err.message}` } }),
+      );
+    }
   }
 
   private onMessage(m: ToActor): void {
@@ -122,6 +142,21 @@ class SessionActor {
           this.paused = false;
           p.resume();
         }
+        break;
+      case 'prompt': {
+        const acp = this.acp;
+        if (!acp) break;
+        this.acpStarted.then(() => acp.prompt(m.text)).then(
+          (r) => this.post({ t: 'agent_event', event: { kind: 'prompt_done', promptId: m.id, stopReason: r.stopReason } }),
+          (err: Error) => this.post({ t: 'agent_event', event: { kind: 'prompt_failed', promptId: m.id, error: err.message } }),
+        );
+        break;
+      }
+      case 'cancel':
+        this.acp?.cancel();
+        break;
+      case 'permission':
+        this.acp?.answerPermission(m.requestId, m.optionId);
         break;
       case 'fault':
         if (!this.task.testHooks) break;
@@ -271,6 +306,7 @@ class SessionActor {
     if (this.usageTimer) clearInterval(this.usageTimer);
     this.flush();
     this.screen.dispose();
+    this.acp?.close();
     // Reap whatever the agent left behind in its session (background jobs, daemons).
     if (this.pty) await this.pty.signalTree('SIGKILL');
     await this.log.close();
