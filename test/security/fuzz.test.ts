@@ -38,13 +38,10 @@ afterAll(async () => {
   await world?.s.stop();
 });
 
-/** A structure nested `n` deep (stack-overflow probes for JSON.stringify and recursion). */
-const deep = (n: number): unknown => {
-  let v: unknown = 1;
-  for (let i = 0; i < n; i++) v = [v];
-  return v;
-};
-const DEEP = deep(20_000);
+/** Deep values travel as a marker and are spliced in as text: the test process must not overflow its own stack. */
+const DEEP = '<<DEEP>>';
+const DEEP_TEXT = '['.repeat(20_000) + '1' + ']'.repeat(20_000);
+const splice = (t: string) => t.split(JSON.stringify(DEEP)).join(DEEP_TEXT);
 
 /** Values: anything JSON can carry, with the nasty corners weighted in. */
 const junk = (): fc.Arbitrary<unknown> =>
@@ -99,10 +96,10 @@ describe('/ws protocol fuzz', () => {
       { requiredKeys: [] },
     );
     const text = fc.oneof(
-      { weight: 6, arbitrary: frame.map((f) => JSON.stringify(f)) },
+      { weight: 6, arbitrary: frame.map((f) => splice(JSON.stringify(f))) },
       { weight: 1, arbitrary: fc.json({ maxDepth: 3 }) },
       { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 300 }) },
-      { weight: 1, arbitrary: fc.constantFrom('', '{', '{"type":', 'null', '[]', '"ping"', '{"type":null}', '{"type":{"a":1}}', '\u0000', JSON.stringify({ type: 'attach', sessionId: DEEP }), JSON.stringify({ type: 'prompt', sessionId: 'x', text: 'y', attachments: [DEEP] })) },
+      { weight: 1, arbitrary: fc.constantFrom('', '{', '{"type":', 'null', '[]', '"ping"', '{"type":null}', '{"type":{"a":1}}', '\u0000', splice(JSON.stringify({ type: 'attach', sessionId: DEEP })), splice(JSON.stringify({ type: 'prompt', sessionId: target, text: 'y', attachments: [DEEP] }))) },
     );
     const c = await Client.connect(world.s.wsUrl, { token: world.token });
     let n = 0;
@@ -204,7 +201,7 @@ describe('/agent protocol fuzz', () => {
       },
       { requiredKeys: [] },
     );
-    const text = fc.oneof({ weight: 6, arbitrary: frame.map((f) => JSON.stringify(f)) }, { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }) }, { weight: 1, arbitrary: fc.json({ maxDepth: 3 }) });
+    const text = fc.oneof({ weight: 6, arbitrary: frame.map((f) => splice(JSON.stringify(f))) }, { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }) }, { weight: 1, arbitrary: fc.json({ maxDepth: 3 }) });
     const problems: string[] = [];
     let n = 0;
     await fc.assert(
@@ -270,7 +267,7 @@ describe('planner document fuzz', () => {
     await fc.assert(
       fc.asyncProperty(op, async ({ method, p, body }) => {
         n++;
-        const text = JSON.stringify(body) ?? 'null';
+        const text = splice(JSON.stringify(body) ?? 'null');
         const res = await request(world.s, method, p, { token: world.token, body: text });
         if (res.status >= 500 || res.status <= 0) {
           problems.push(`${method} ${p} ${text.slice(0, 200)} → ${res.status} ${res.text.slice(0, 120)}`);
