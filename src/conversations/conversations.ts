@@ -16,8 +16,10 @@ import { KeyedMutex } from '../workspace/mutex.js';
  *   request's worth, `{op: "append", turns}` or `{op: "replace", turns}` (PUT). A crash can
  *   lose the line being written, never an earlier one, and one request's turns land together.
  *
- * Writes to one conversation are serialized, so the header's count follows its log.
- * The FsStore removes `<id>.json` and `<id>.jsonl` together on delete.
+ * Writes to one conversation are serialized in this process, so the header's count follows
+ * its log. With the Redis store and several nodes, two nodes appending at once both land
+ * their turns (RPUSH is atomic) but the header's count may trail by one until the next
+ * write; a read counts the turns it returns. Both stores remove the log with the header.
  */
 export interface Turn {
   id: string;
@@ -100,7 +102,9 @@ export class Conversations {
 
   async get(orgId: string, projectName: string, id: string): Promise<ConversationHeader & { messages: Turn[] }> {
     const header = await this.header(orgId, projectName, id);
-    return { ...header, messages: await this.turns(orgId, projectName, id) };
+    const messages = await this.turns(orgId, projectName, id);
+    // The turns are the truth; the header's count can trail them when two nodes append at once.
+    return { ...header, messageCount: messages.length, messages };
   }
 
   /** PUT: a new title and/or the whole list of turns. */
