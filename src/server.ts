@@ -83,6 +83,8 @@ export async function startServer(config: Config, env: Record<string, string | u
     store = new RedisStore(redis.duplicate({ connectionName: 'sm-store' }), { onError });
     redisBus = new RedisBus(redis, { onError });
     bus = redisBus;
+    // Until both bus connections are up, publishes would reach this node only.
+    if (!(await redisBus.ready())) log.warn('redis bus not ready yet; events stay local until it is');
   }
   const auth = new Authenticator({
     secret: config.jwtJwksUrl ? undefined : jwtSecret,

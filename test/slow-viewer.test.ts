@@ -29,6 +29,11 @@ it('a viewer that stops reading is dropped with 4008, resumes by offset, and the
   await fast.next((f) => f.type === 'exit' && f.sessionId === id, 'flood exit', 60_000);
   expect(fast.errors).toEqual([]);
   const total = fast.outputs.get(id)!.end;
+  if (!fast.text(id).includes('FLOOD-DONE')) {
+    const rec = (await api(s, 'GET', `/api/sessions/${id}`, { token })).body;
+    const logs = await api(s, 'GET', `/api/sessions/${id}/logs?lines=3`, { token });
+    console.log('DEBUG total', total, 'record', rec.outputOffset, rec.status, rec.exitCode, rec.signal, 'tail', JSON.stringify(fast.text(id).slice(-120)), 'logs', JSON.stringify(logs.text.slice(-200)), 'closed', JSON.stringify(fast.closed));
+  }
   expect(fast.text(id)).toContain('FLOOD-DONE');
   expect(total).toBeGreaterThan(8_000_000);
 

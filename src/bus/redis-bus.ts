@@ -54,6 +54,12 @@ export interface RedisBusStats {
   sendFailed: number;
   /** Events received from other nodes and dispatched. */
   received: number;
+  /**
+   * Bytes handed to Redis and not yet acknowledged. A producer of bulk traffic (terminal
+   * output) should hold back or coalesce above a budget: Redis cuts a subscriber whose
+   * backlog passes `client-output-buffer-limit pubsub` (default 32 MB, or 8 MB for 60 s).
+   */
+  inflightBytes: number;
   subscribedTopics: number;
   up: boolean;
 }
@@ -93,8 +99,10 @@ export class RedisBus implements Bus {
   private readonly streamTtlMs: number;
   private readonly onError: RedisErrorSink;
   private readonly onConnectionChange: ((up: boolean) => void) | undefined;
-  private readonly counters = { published: 0, sent: 0, sendFailed: 0, received: 0 };
+  private readonly counters = { published: 0, sent: 0, sendFailed: 0, received: 0, inflightBytes: 0 };
   private up = false;
+  /** Between a (re)connect of `sub` and the SUBSCRIBE that restores every topic. */
+  private resubscribing = false;
   private closed = false;
   private closing: Promise<void> | undefined;
 
@@ -123,6 +131,10 @@ export class RedisBus implements Bus {
       c.on('close', () => this.updateUp());
       c.on('end', () => this.updateUp());
     }
+    this.sub.on('close', () => {
+      // Redis also closes a subscriber that fell too far behind (client-output-buffer-limit).
+      if (this.handlers.size > 0) this.report(new Error('subscriber connection closed; events published until it is back are lost'), 'bus:sub');
+    });
   }
 
   /** Both connections are ready (readiness probes). */
@@ -178,6 +190,8 @@ export class RedisBus implements Bus {
       this.enqueueLocal(event, true);
       return;
     }
+    const bytes = json.length;
+    this.counters.inflightBytes += bytes;
     if (!replayable) {
       const sent = this.pub.publish(this.channel(topic), `{"o":"${this.instanceId}","e":${json}}`);
       this.enqueueLocal(event, true);
@@ -188,6 +202,7 @@ export class RedisBus implements Bus {
           this.report(err, 'bus:publish');
         },
       );
+      this.counters.inflightBytes -= bytes;
       return;
     }
     const entry = this.enqueueLocal(event, false);
@@ -208,6 +223,7 @@ export class RedisBus implements Bus {
       this.counters.sendFailed++;
       this.report(err, 'bus:publish');
     } finally {
+      this.counters.inflightBytes -= bytes;
       if (entry) {
         entry.ready = true;
         this.flushLocal(topic);
@@ -350,13 +366,17 @@ export class RedisBus implements Bus {
   private resubscribe(): void {
     if (this.closed) return;
     const channels = [...this.handlers.keys()].map((t) => this.channel(t));
-    if (channels.length > 0) this.track(this.sub.subscribe(...channels), 'bus:resubscribe');
-    else this.updateUp();
+    if (channels.length === 0) return this.updateUp();
+    this.resubscribing = true;
+    void this.track(this.sub.subscribe(...channels), 'bus:resubscribe').then(() => {
+      this.resubscribing = false;
+      this.updateUp();
+    });
   }
 
   private updateUp(): void {
     if (this.closed) return;
-    const up = this.pub.status === 'ready' && this.sub.status === 'ready' && this.inflightSubscribes.size === 0;
+    const up = this.pub.status === 'ready' && this.sub.status === 'ready' && !this.resubscribing;
     if (up === this.up) return;
     this.up = up;
     this.safe(() => this.onConnectionChange?.(up));
@@ -368,10 +388,7 @@ export class RedisBus implements Bus {
       (err) => this.report(err, context),
     );
     this.inflightSubscribes.add(settled);
-    void settled.then(() => {
-      this.inflightSubscribes.delete(settled);
-      this.updateUp();
-    });
+    void settled.then(() => this.inflightSubscribes.delete(settled));
     return settled;
   }
 

@@ -14,6 +14,8 @@ export class FsStore implements Store {
   private closed = false;
   /** Appends to one log are serialized so lines never interleave. */
   private readonly appendChains = new Map<string, Promise<void>>();
+  /** Logs whose last byte was checked (once per process: afterwards every append ends in \n). */
+  private readonly tailChecked = new Set<string>();
 
   constructor(readonly root: string) {}
 
@@ -86,7 +88,10 @@ export class FsStore implements Store {
     const prev = this.appendChains.get(file) ?? Promise.resolve();
     const next = prev.then(async () => {
       await mkdir(path.dirname(file), { recursive: true });
-      await appendFile(file, line);
+      // A crash may have left a torn last line; start on a fresh line so this one survives.
+      const prefix = this.tailChecked.has(file) ? '' : await this.tornTailPrefix(file);
+      this.tailChecked.add(file);
+      await appendFile(file, prefix + line);
     });
     const settled = next.catch(() => {});
     this.appendChains.set(file, settled);
@@ -94,6 +99,21 @@ export class FsStore implements Store {
       if (this.appendChains.get(file) === settled) this.appendChains.delete(file);
     });
     return next;
+  }
+
+  /** '\n' when the file exists and does not end with a newline (a torn line from a crash). */
+  private async tornTailPrefix(file: string): Promise<string> {
+    const fh = await open(file, 'r').catch(() => undefined);
+    if (!fh) return '';
+    try {
+      const { size } = await fh.stat();
+      if (size === 0) return '';
+      const b = Buffer.alloc(1);
+      await fh.read(b, 0, 1, size - 1);
+      return b[0] === 0x0a ? '' : '\n';
+    } finally {
+      await fh.close();
+    }
   }
 
   async readLog<T>(log: string, opts: { limit?: number; newestFirst?: boolean } = {}): Promise<T[]> {

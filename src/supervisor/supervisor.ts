@@ -28,6 +28,8 @@ const ENDED_RINGS_KEPT = 64;
 const RESTART_BASE_MS = 500;
 const RESTART_MAX_MS = 30_000;
 const RESTART_STABLE_MS = 60_000;
+/** Usage and viewer-count updates per session are published at most this often. */
+const LIVE_UPDATE_MS = 1000;
 /** Starts tried when a worker dies before the pty is up, and the pause between them. */
 const START_ATTEMPTS = 5;
 const START_RETRY_DELAY_MS = 100;
@@ -490,6 +492,8 @@ export class Supervisor {
     if (this.isRemote(id)) return this.fleet!.viewerJoined(id);
     const l = this.live.get(id);
     if (l) l.viewers++;
+    const r = this.records.get(id);
+    if (r) this.liveUpdate(r);
   }
 
   viewerLeft(id: string): void {
@@ -498,7 +502,25 @@ export class Supervisor {
     if (l && l.viewers > 0) {
       l.viewers--;
       if (l.viewers === 0) l.lastActivity = Math.max(l.lastActivity, Date.now());
+      const r = this.records.get(id);
+      if (r) this.liveUpdate(r);
     }
+  }
+
+  private readonly liveUpdateTimers = new Map<string, NodeJS.Timeout>();
+
+  /**
+   * Usage samples and viewer counts change often: publish them as `session:usage` on the
+   * org topic at most once per LIVE_UPDATE_MS per session (consoles show them live).
+   */
+  private liveUpdate(r: SessionRecord): void {
+    if (this.liveUpdateTimers.has(r.id) || this.closing) return;
+    const t = setTimeout(() => {
+      this.liveUpdateTimers.delete(r.id);
+      if (!isTerminal(r.status)) void this.event(r, 'session:usage');
+    }, LIVE_UPDATE_MS);
+    t.unref();
+    this.liveUpdateTimers.set(r.id, t);
   }
 
   /**
@@ -773,6 +795,7 @@ export class Supervisor {
       }
       case 'usage':
         l.usage = { cpuMs: m.cpuMs, rssBytes: m.rssBytes, at: new Date().toISOString() };
+        this.liveUpdate(r);
         break;
       case 'agent_event':
         l.lastActivity = Date.now();
@@ -859,13 +882,12 @@ export class Supervisor {
     r.port = null;
     const l = this.live.get(r.id);
     this.revokeCredential(l);
-    if (l) {
-      r.lastActivityAt = new Date(l.lastActivity).toISOString();
-      for (const w of l.exitWaiters.splice(0)) w();
-    }
+    if (l) r.lastActivityAt = new Date(l.lastActivity).toISOString();
     this.deps.metrics.setRunning(this.counts().running);
     await this.persist(r);
     await this.job(r, reason);
+    // Whoever waits for the end (DELETE) hears of it once the record is on disk.
+    if (l) for (const w of l.exitWaiters.splice(0)) w();
     this.emit(
       r.id,
       JSON.stringify({ type: 'exit', sessionId: r.id, exitCode: r.exitCode, signal: r.signal, reason: r.reason, status }),
@@ -976,6 +998,8 @@ export class Supervisor {
     if (this.closing) return;
     this.closing = true;
     for (const l of this.live.values()) if (l.restartTimer) clearTimeout(l.restartTimer);
+    for (const t of this.liveUpdateTimers.values()) clearTimeout(t);
+    this.liveUpdateTimers.clear();
     for (const q of this.queue.drain()) await this.setEnded(q, 'killed', 'server shutdown');
     const live = [...this.records.values()].filter((r) => r.status === 'running' || r.status === 'starting');
     const waits = live.map((r) => this.terminate(r.id, 'killed', 'server shutdown'));

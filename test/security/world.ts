@@ -35,7 +35,7 @@ export async function makeWorld(
 
 /** Fill one project with one of everything; returns the path parameters that name them. */
 export async function populate(s: TestServer, token: string, orgId: string, projectName: string): Promise<WorldParams> {
-  const ok = (r: { status: number; text: string }, what: string) => {
+  const ok = <R extends { status: number; text: string }>(r: R, what: string): R => {
     if (r.status >= 300) throw new Error(`${what}: ${r.status} ${r.text.slice(0, 300)}`);
     return r;
   };
@@ -81,7 +81,7 @@ export async function request(
   if (opts.body !== undefined) headers['content-type'] ??= 'application/json';
   const t0 = Date.now();
   try {
-    const res = await fetch(s.url + p, { method, headers, body: opts.body, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    const res = await fetch(s.url + p, { method, headers, body: opts.body as BodyInit | undefined, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     // Streams (SSE, zips) are read at most this far: enough to see the status and the first bytes.
     const text = await readSome(res, 64 * 1024);
     return { status: res.status, text, headers: res.headers, ms: Date.now() - t0 };
