@@ -32,6 +32,10 @@ export interface Config {
   deployDir: string;
   appmintApiUrl: string | undefined;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Longest lifetime of a cohost share link. */
+  cohostMaxExpiryMs: number;
+  /** Let git clone/pull/push use file:// remotes (off: they would read any repository on the host). */
+  gitAllowFileUrls: boolean;
   /** Fault-injection messages for tests (`SM_TEST_HOOKS=1`); never set in production. */
   testHooks: boolean;
 }
@@ -82,6 +86,14 @@ function int(env: Record<string, string | undefined>, name: string, def: number,
   const n = Number(raw.trim());
   if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
   return n;
+}
+
+function bool(env: Record<string, string | undefined>, name: string): boolean {
+  const v = env[name]?.trim().toLowerCase();
+  if (v === undefined || v === '') return false;
+  if (['1', 'true', 'yes'].includes(v)) return true;
+  if (['0', 'false', 'no'].includes(v)) return false;
+  throw new ConfigError(name, `must be true or false, got "${env[name]}"`);
 }
 
 function str(env: Record<string, string | undefined>, name: string): string | undefined {
@@ -158,6 +170,8 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     deployDir: resolve(str(env, 'DEPLOY_DIR') ?? './deploys'),
     appmintApiUrl: url(env, 'APPMINT_API_URL'),
     logLevel,
+    cohostMaxExpiryMs: int(env, 'COHOST_MAX_EXPIRY_MS', 7 * 24 * 3600 * 1000, 60_000),
+    gitAllowFileUrls: bool(env, 'GIT_ALLOW_FILE_URLS') || env['SM_TEST_HOOKS'] === '1',
     testHooks: env['SM_TEST_HOOKS'] === '1',
   };
 }

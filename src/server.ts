@@ -48,6 +48,8 @@ export interface ServerParts {
   addReadyCheck(name: string, fn: () => Promise<boolean>): void;
   /** The server's base URL (known once listening). */
   url(): string;
+  /** The environment the server started with (.env underneath the real one). */
+  env: Record<string, string | undefined>;
   /** Conversation history (set by the conversations feature). */
   conversations?: Conversations | undefined;
 }
@@ -118,7 +120,7 @@ export async function startServer(config: Config, env: Record<string, string | u
   const closers: Array<() => Promise<void> | void> = [];
   const readyChecks = new Map<string, () => Promise<boolean>>();
   const parts: ServerParts = {
-    config, log, store, bus, auth, supervisor, metrics, router, sockets, app,
+    config, log, store, bus, auth, supervisor, metrics, router, sockets, app, env,
     onClose: (fn) => closers.push(fn),
     addReadyCheck: (name, fn) => readyChecks.set(name, fn),
     url: () => url,

@@ -11,10 +11,7 @@ export const COHOST_COLLECTION = 'cohost';
 export const COHOST_REVOKED_TOPIC = 'cohost:revoked';
 /** Default lifetime of a share link (issue 5: 24 h). */
 export const COHOST_DEFAULT_EXPIRY_MS = 24 * 60 * 60 * 1000;
-/**
- * Longest lifetime a host may ask for. Meant to be `COHOST_MAX_EXPIRY_MS` in the
- * environment; config.ts is core-owned, so it is a constant here until the core reads it.
- */
+/** Default of `COHOST_MAX_EXPIRY_MS`, the longest lifetime a host may ask for (config.ts). */
 export const COHOST_MAX_EXPIRY_MS = 7 * 24 * 60 * 60 * 1000;
 /** Shortest lifetime: below a second a link is useless and only tests would ask. */
 export const COHOST_MIN_EXPIRY_MS = 1000;

@@ -3,7 +3,7 @@ import { assertOrgAccess, assertWriter, canAccessOrg, isAdmin } from '../../auth
 import type { ServerParts } from '../../server.js';
 import { LIVE_STATUSES } from '../../supervisor/session.js';
 import { assertName, bodyObject, optInt } from '../../validate.js';
-import { CohostService, COHOST_MAX_EXPIRY_MS, COHOST_MIN_EXPIRY_MS, type CohostRecord } from '../../cohost/cohost-service.js';
+import { CohostService, COHOST_MIN_EXPIRY_MS, type CohostRecord } from '../../cohost/cohost-service.js';
 
 /** Longest user id accepted in a path (ids are opaque JWT subjects). */
 const MAX_USER_ID = 256;
@@ -39,7 +39,7 @@ export async function cohostRoutes(parts: ServerParts): Promise<CohostService> {
     const projectName = assertName(ctx.params.projectName, 'projectName');
     const raw = await ctx.json();
     const b = raw === undefined ? {} : bodyObject(raw);
-    const expiresInMs = optInt(b, 'expiresInMs', COHOST_MIN_EXPIRY_MS, COHOST_MAX_EXPIRY_MS);
+    const expiresInMs = optInt(b, 'expiresInMs', COHOST_MIN_EXPIRY_MS, parts.config.cohostMaxExpiryMs);
     const p = ctx.who;
     assertOrgAccess(p, orgId);
     assertWriter(p);

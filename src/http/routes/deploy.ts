@@ -35,8 +35,8 @@ export async function deployRoutes(parts: ServerParts): Promise<DeployService> {
     log: parts.log,
     config,
     providers,
-    secrets: secretValues(config, process.env),
-    serverEnv: process.env,
+    secrets: secretValues(config, parts.env),
+    serverEnv: parts.env,
   });
   await svc.recover();
   parts.onClose(() => svc.close());

@@ -13,7 +13,7 @@ import type { HttpContext } from '../context.js';
  */
 export async function gitRoutes(parts: ServerParts): Promise<GitService> {
   const { router, config, bus } = parts;
-  const git = new GitService({ base: config.workspaceBasePath, dataDir: config.dataDir, log: parts.log, allowFileUrls: config.testHooks });
+  const git = new GitService({ base: config.workspaceBasePath, dataDir: config.dataDir, log: parts.log, allowFileUrls: config.gitAllowFileUrls });
   await git.init();
   const base = '/api/git/:orgId/:projectName';
   const body = async (ctx: HttpContext) => {
