@@ -13,6 +13,7 @@
  * DIR/project and DIR/baseline when each server stops); `--prof DIR` does the same with V8's
  * tick profiler (isolate-*.log, one per thread; use it where --cpu-prof disturbs uWS).
  * `node dist/bench/profile.js DIR/project` prints where the time went.
+ * `report [results.json]` only regenerates the docs from a results file.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -42,7 +43,8 @@ const OVERALL_TIMEOUT_MS = 60 * 60 * 1000;
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`bench: ${msg}\n`);
   process.stderr.write(
-    `usage: npm run bench -- <${SCENARIOS.map((s) => s.name).join('|')}|all> [--quick|--tiny] [--runs N] [--set size=N]… [--out DIR] [--cpu-prof DIR | --prof DIR]\n`,
+    `usage: npm run bench -- <${SCENARIOS.map((s) => s.name).join('|')}|all> [--quick|--tiny] [--runs N] [--set size=N]… [--out DIR] [--cpu-prof DIR | --prof DIR]\n` +
+      '       npm run bench -- report [bench/results/<date>.json]   (regenerate docs/benchmarks.md and .svg)\n',
   );
   process.exit(2);
 }
@@ -111,7 +113,26 @@ function keepV8Logs(from: string, to: string): void {
   for (const f of readdirSync(from)) if (/^isolate-.*\.log$/.test(f)) copyFileSync(path.join(from, f), path.join(to, f));
 }
 
+/** Write docs/benchmarks.md and .svg from a results file. */
+function writeDocs(file: ResultsFile, resultsFile: string, docsDir: string): void {
+  mkdirSync(docsDir, { recursive: true });
+  const rel = path.relative(ROOT, resultsFile);
+  writeFileSync(path.join(docsDir, 'benchmarks.md'), renderMarkdown(file, rel.startsWith('..') ? resultsFile : rel, 'benchmarks.svg'));
+  writeFileSync(path.join(docsDir, 'benchmarks.svg'), renderChart(file));
+}
+
+/** `bench report [results.json]`: regenerate the docs from a results file (default: the newest full one). */
+function reportOnly(argv: string[]): void {
+  const dir = path.join(ROOT, 'bench/results');
+  const resultsFile = argv[0] ?? path.join(dir, readdirSync(dir).filter((f) => /^\d{4}-\d\d-\d\d\.json$/.test(f)).sort().pop() ?? 'none.json');
+  const file = readResults(resultsFile);
+  if (!file) usage(`cannot read results file ${resultsFile}`);
+  writeDocs(file, resultsFile, path.join(ROOT, 'docs'));
+  process.stderr.write(`docs regenerated from ${resultsFile}\n`);
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === 'report') return reportOnly(process.argv.slice(3));
   const args = parseArgs(process.argv.slice(2));
   const tmp = mkdtempSync(path.join(tmpdir(), 'sm-bench-'));
   const payloads = new Map<number, Payload>();
@@ -188,10 +209,7 @@ async function main(): Promise<void> {
   writeFileSync(resultsFile, `${JSON.stringify(file, null, 2)}\n`);
   log(`results: ${resultsFile}`);
   if (docsDir) {
-    mkdirSync(docsDir, { recursive: true });
-    const rel = path.relative(ROOT, resultsFile);
-    writeFileSync(path.join(docsDir, 'benchmarks.md'), renderMarkdown(file, rel.startsWith('..') ? resultsFile : rel, 'benchmarks.svg'));
-    writeFileSync(path.join(docsDir, 'benchmarks.svg'), renderChart(file));
+    writeDocs(file, resultsFile, docsDir);
     log(`docs: ${path.join(docsDir, 'benchmarks.md')} and benchmarks.svg`);
   }
   clearTimeout(overall);

@@ -84,6 +84,19 @@ describe('session lifecycle', () => {
     c.close();
   });
 
+  it('invalid UTF-8 output reaches viewers as U+FFFD and offsets count what they got', async () => {
+    const created = await api(s, 'POST', '/api/sessions', { token, body: { orgId: 'acme', projectName: 'utf8', agent: 'script', command: "printf 'a\\377b\\303\\251c\\360\\237\\230\\200z'" } });
+    const id = created.body.id;
+    const c = await Client.connect(s.wsUrl, { token });
+    await c.attach(id);
+    await c.next((f) => f.type === 'exit' && f.sessionId === id, 'exit');
+    expect(c.text(id)).toBe('a\uFFFDbéc😀z');
+    expect(c.errors).toEqual([]);
+    const rec = (await api(s, 'GET', `/api/sessions/${id}`, { token })).body;
+    expect(rec.outputOffset).toBe(Buffer.byteLength('a\uFFFDbéc😀z'));
+    c.close();
+  });
+
   it('lists, filters and shows sessions by user; another org sees none of them', async () => {
     const other = await s.token({ sub: 'mallory', orgId: 'evil' });
     const mine = await api(s, 'GET', '/api/sessions?orgId=acme', { token });

@@ -3,16 +3,24 @@ import path from 'node:path';
 
 /** Rotate console.log to console.log.1 past this size: enough for `logs`, bounded on disk. */
 export const CONSOLE_LOG_MAX_BYTES = 8 * 1024 * 1024;
+/** Output is written in batches: at most this long after it arrived... */
+const LOG_BATCH_MS = 50;
+/** ...or as soon as this much is waiting. */
+const LOG_BATCH_BYTES = 1024 * 1024;
 
 /**
- * Append-only console.log of a session's output, written in order through one promise
- * chain. Rotation keeps one previous file. Failures (disk full) are counted, never thrown
- * into the pty path: the terminal stream matters more than its log.
+ * Append-only console.log of a session's output, written in order, in batches (one writev
+ * per batch instead of one write per output chunk). Rotation keeps one previous file.
+ * Failures (disk full) are counted, never thrown into the pty path: the terminal stream
+ * matters more than its log.
  */
 export class ConsoleLog {
   private fh: Promise<FileHandle | undefined>;
   private chain: Promise<void> = Promise.resolve();
   private size = 0;
+  private queued: Uint8Array[] = [];
+  private queuedBytes = 0;
+  private timer: NodeJS.Timeout | undefined;
   failures = 0;
 
   constructor(private readonly file: string) {
@@ -32,19 +40,34 @@ export class ConsoleLog {
   }
 
   write(bytes: Uint8Array): void {
+    this.queued.push(bytes);
+    this.queuedBytes += bytes.length;
+    if (this.queuedBytes >= LOG_BATCH_BYTES) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), LOG_BATCH_MS);
+  }
+
+  /** Hand the queued bytes to the write chain (in order). */
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.queued.length === 0) return;
+    const batch = this.queued;
+    const n = this.queuedBytes;
+    this.queued = [];
+    this.queuedBytes = 0;
     this.chain = this.chain.then(async () => {
       try {
         let fh = await this.fh;
         if (!fh) return;
-        if (this.size + bytes.length > CONSOLE_LOG_MAX_BYTES && this.size > 0) {
+        if (this.size + n > CONSOLE_LOG_MAX_BYTES && this.size > 0) {
           await fh.close();
           await rename(this.file, this.file + '.1');
           this.fh = this.openFile();
           fh = await this.fh;
           if (!fh) return;
         }
-        await fh.write(bytes);
-        this.size += bytes.length;
+        await fh.writev(batch);
+        this.size += n;
       } catch {
         this.failures++;
       }
@@ -52,6 +75,7 @@ export class ConsoleLog {
   }
 
   async close(): Promise<void> {
+    this.flush();
     await this.chain;
     const fh = await this.fh;
     await fh?.close().catch(() => {});

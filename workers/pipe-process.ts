@@ -44,9 +44,10 @@ export async function launchPipes(spec: PtySpec): Promise<PipeLaunch> {
     get exited() {
       return exited;
     },
+    reaped: false,
     onData: (cb) => {
       // stderr lines become terminal lines.
-      child.stderr!.on('data', (d: string) => cb(d.replace(/\r?\n/g, '\r\n')));
+      child.stderr!.on('data', (d: string) => cb(Buffer.from(d.replace(/\r?\n/g, '\r\n'), 'utf8')));
     },
     onExit: (cb) => {
       exitCbs.push(cb);

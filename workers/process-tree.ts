@@ -56,22 +56,24 @@ export async function agentProcesses(leaderPid: number): Promise<number[]> {
   return [...found];
 }
 
-/** Send a signal to every process of an agent. Returns how many were signalled. */
-export async function signalAgent(leaderPid: number, signal: NodeJS.Signals): Promise<number> {
+/** Send signals (in order) to every process of an agent. Returns how many were signalled. */
+export async function signalAgent(leaderPid: number, signals: NodeJS.Signals | NodeJS.Signals[]): Promise<number> {
   const pids = await agentProcesses(leaderPid);
   let n = 0;
-  for (const pid of pids) {
-    try {
-      process.kill(pid, signal);
-      n++;
-    } catch {
-      // Already gone.
+  for (const signal of Array.isArray(signals) ? signals : [signals]) {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, signal);
+        n++;
+      } catch {
+        // Already gone.
+      }
     }
-  }
-  try {
-    process.kill(-leaderPid, signal);
-  } catch {
-    // No such group any more.
+    try {
+      process.kill(-leaderPid, signal);
+    } catch {
+      // No such group any more.
+    }
   }
   return n;
 }

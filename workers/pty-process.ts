@@ -27,7 +27,8 @@ export interface PtyExit {
 
 export interface PtyProcess {
   readonly pid: number;
-  onData(cb: (data: string) => void): void;
+  /** Raw output bytes, as read (UTF-8 boundaries are the actor's business). */
+  onData(cb: (data: Buffer) => void): void;
   onExit(cb: (exit: PtyExit) => void): void;
   write(data: string): void;
   resize(cols: number, rows: number): void;
@@ -36,8 +37,10 @@ export interface PtyProcess {
   /** Signal the leader only (the API's `signal`). */
   signal(sig: NodeJS.Signals): void;
   /** Signal every process of the agent (kill). */
-  signalTree(sig: NodeJS.Signals): Promise<number>;
+  signalTree(sig: NodeJS.Signals | NodeJS.Signals[]): Promise<number>;
   readonly exited: boolean;
+  /** The agent's leftover processes were already killed when it exited (no second sweep needed). */
+  readonly reaped: boolean;
 }
 
 export type LaunchResult = { ok: true; pty: PtyProcess } | { ok: false; error: string };
@@ -88,13 +91,20 @@ export async function launchPty(spec: PtySpec): Promise<LaunchResult> {
   } catch (err) {
     return { ok: false, error: `spawn failed: ${(err as Error).message}` };
   }
+  // node-pty's 'utf8' encoding also sets IUTF8 on the terminal (line editing by character);
+  // keep that, but read raw bytes: the actor counts offsets in bytes and decodes once.
+  const rs = (term as unknown as { _socket?: { _readableState?: { decoder: unknown; encoding: unknown } } })._socket?._readableState;
+  if (rs) {
+    rs.decoder = null;
+    rs.encoding = null;
+  }
   return { ok: true, pty: wrap(term) };
 }
 
 function wrap(term: pty.IPty): PtyProcess {
   let exited = false;
   const pid = term.pid;
-  drainBeforeDestroy(term, pid);
+  const drain = drainBeforeDestroy(term, pid);
   const exitCbs: Array<(e: PtyExit) => void> = [];
   term.onExit(({ exitCode, signal }) => {
     exited = true;
@@ -107,8 +117,11 @@ function wrap(term: pty.IPty): PtyProcess {
     get exited() {
       return exited;
     },
+    get reaped() {
+      return drain.reaped;
+    },
     onData: (cb) => {
-      term.onData(cb);
+      term.onData((d: string | Buffer) => cb(typeof d === 'string' ? Buffer.from(d, 'utf8') : d));
     },
     onExit: (cb) => {
       exitCbs.push(cb);
@@ -142,21 +155,28 @@ function wrap(term: pty.IPty): PtyProcess {
 }
 
 /**
- * Zero bytes lost at exit. When the agent exits, its last output may still sit in the
- * kernel's flip buffer; once no process holds the terminal's slave side, a read of the
- * master can return EIO before that data reaches it (measured here: a 3 MB flood under CPU
- * load lost its last line in 5-6 of 6 runs). So the actor holds the slave open itself: the
- * master never hangs up while data is pending. node-pty reports exit once its socket closes,
- * or destroys the socket 200 ms after the child died; that destroy is intercepted: keep
- * reading, end whatever else holds the terminal, then release our slave so EOF arrives
- * after the last byte. A real destroy happens only after EXIT_DRAIN_MAX_MS.
+ * Zero bytes lost at exit, and no waiting either.
+ *
+ * When the agent exits, its last output may still sit in the kernel's flip buffer; once no
+ * process holds the terminal's slave side, a read of the master can return EIO before that
+ * data reaches it (measured here: a 3 MB flood under CPU load lost its last line in 5-6 of 6
+ * runs). So the actor holds the slave open itself while the agent runs.
+ *
+ * node-pty learns of the exit from its wait thread and then registers `once('close')` on
+ * the terminal; we hook that call to learn of the exit at once. Then: keep reading, end
+ * whatever else of the agent holds the terminal, and release our slave hold, so the master
+ * reads every pending byte and then EOF, the socket closes by itself and node-pty reports
+ * the exit. node-pty's own fallback — destroying the socket 200 ms after the exit, unread
+ * data and all — is intercepted; a real destroy happens only after EXIT_DRAIN_MAX_MS.
  */
-function drainBeforeDestroy(term: pty.IPty, pid: number): void {
-  const sock = (term as unknown as { _socket?: { destroy: (...a: unknown[]) => unknown; resume: () => void; once: (e: string, f: () => void) => void } })._socket;
-  const slavePath = (term as unknown as { _pty?: string })._pty;
+function drainBeforeDestroy(term: pty.IPty, pid: number): { readonly reaped: boolean } {
+  const state = { reaped: false };
+  type Sock = { destroy: (...a: unknown[]) => unknown; resume: () => void; once: (e: string, f: () => void) => void };
+  const t = term as unknown as { _socket?: Sock; _pty?: string; once?: (e: string, l: (...a: unknown[]) => void) => void };
+  const sock = t._socket;
   let slave: number | undefined;
   try {
-    if (slavePath) slave = openSync(slavePath, fsConstants.O_RDWR | fsConstants.O_NOCTTY);
+    if (t._pty) slave = openSync(t._pty, fsConstants.O_RDWR | fsConstants.O_NOCTTY);
   } catch {
     // The child already exited and the terminal is gone: nothing left to protect.
   }
@@ -169,33 +189,53 @@ function drainBeforeDestroy(term: pty.IPty, pid: number): void {
     }
     slave = undefined;
   };
-  if (!sock || typeof sock.destroy !== 'function') {
+  if (!sock || typeof sock.destroy !== 'function' || typeof t.once !== 'function') {
     releaseSlave();
-    return;
+    return state;
   }
   const realDestroy = sock.destroy.bind(sock);
-  let draining = false;
   let closed = false;
+  let ended = false;
+  let draining = false;
+  sock.once('end', () => {
+    ended = true;
+  });
   sock.once('close', () => {
     closed = true;
     releaseSlave();
   });
-  sock.destroy = (...args: unknown[]) => {
-    if (closed) return sock;
-    if (draining) {
-      releaseSlave();
-      return realDestroy(...args);
-    }
+  const startDrain = () => {
+    if (draining || closed) return;
     draining = true;
     sock.resume();
     void signalAgent(pid, 'SIGKILL')
       .catch(() => 0)
-      .then(() => setTimeout(releaseSlave, SLAVE_RELEASE_DELAY_MS));
-    const t = setTimeout(() => {
+      .then(() => {
+        state.reaped = true;
+        setTimeout(releaseSlave, SLAVE_RELEASE_DELAY_MS);
+      });
+    const safety = setTimeout(() => {
       releaseSlave();
-      if (!closed) realDestroy(...args);
+      if (!closed) realDestroy();
     }, EXIT_DRAIN_MAX_MS);
-    sock.once('close', () => clearTimeout(t));
+    sock.once('close', () => clearTimeout(safety));
+  };
+  const origOnce = t.once.bind(term);
+  t.once = (event: string, listener: (...a: unknown[]) => void) => {
+    // node-pty's exit handler is the one that waits for the socket's 'close'.
+    if (event === 'close') startDrain();
+    return origOnce(event, listener);
+  };
+  sock.destroy = (...args: unknown[]) => {
+    if (closed) return sock;
+    // EOF, EIO or an error: the stream is done for real.
+    if (ended || args[0] instanceof Error) {
+      releaseSlave();
+      return realDestroy(...args);
+    }
+    // node-pty's 200 ms fallback: keep draining instead.
+    startDrain();
     return sock;
   };
+  return state;
 }

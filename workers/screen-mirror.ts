@@ -1,9 +1,10 @@
 /**
  * Screen state of a session for instant attach (`attach {mode: "screen"}`): a headless
  * xterm fed with the session's output, serialized on demand. Parsing costs CPU in the
- * actor's worker thread (~16 MB/s for scrolling text), so the mirror follows output only
- * while it keeps up: past SCREEN_LAG_MAX_BYTES of unparsed output it drops its state and is
- * rebuilt from the replay ring when a viewer asks (or once output has been quiet a while).
+ * actor's worker thread (~16 MB/s for scrolling text), so the mirror is lazy: it is built
+ * from the replay ring the first time a viewer asks for the screen, and follows output from
+ * then on only while it keeps up — past SCREEN_LAG_MAX_BYTES of unparsed output it drops its
+ * state and is rebuilt from the ring when asked (or once output has been quiet a while).
  * Full-screen programs (editors, agent TUIs) print little, so they stay mirrored exactly.
  */
 import xtermHeadless from '@xterm/headless';
@@ -38,7 +39,9 @@ export class ScreenMirror {
   /** Offset after the last byte handed to the terminal. */
   private written: number;
   private writing = false;
-  private stale = false;
+  /** Until the first screen-mode attach, output is not parsed at all. */
+  private stale = true;
+  private tracking = false;
   private resyncTimer: NodeJS.Timeout | undefined;
   private disposed = false;
 
@@ -66,6 +69,7 @@ export class ScreenMirror {
   feed(bytes: Uint8Array): void {
     if (this.disposed) return;
     this.end += bytes.length;
+    if (!this.tracking) return;
     if (this.stale) {
       this.armResync();
       return;
@@ -131,6 +135,7 @@ export class ScreenMirror {
 
   /** Serialize the screen after every byte fed so far (bytes fed meanwhile may follow it). */
   async snapshot(): Promise<ScreenSnapshot> {
+    this.tracking = true;
     while (this.writing) await new Promise((r) => setImmediate(r));
     if (this.stale || !this.term) {
       if (this.resyncTimer) clearTimeout(this.resyncTimer);

@@ -6,6 +6,7 @@
  * worker termination to end a pty — kill the process tree and await its exit.
  */
 import type { MessagePort } from 'node:worker_threads';
+import { isUtf8 } from 'node:buffer';
 import { outputFrameText, type ActorTask, type FromActor, type ToActor } from '../src/supervisor/mailbox.js';
 import { launchPty, type PtyExit, type PtyProcess } from './pty-process.js';
 import { ReplayRing, alignToCharStart } from './replay-ring.js';
@@ -19,6 +20,8 @@ import { AcpClient } from './acp-client.js';
 const COALESCE_MS = 4;
 /** ... or as soon as this much is pending (DESIGN §1: "a few ms or 64 KiB"). */
 const COALESCE_BYTES = 64 * 1024;
+/** Pending output up to this size is flushed on the next loop turn (interactive echo). */
+const INTERACTIVE_BYTES = 1024;
 /** Pause the pty when the supervisor is this far behind in acknowledging output... */
 const FLOW_HIGH_BYTES = 8 * 1024 * 1024;
 /** ...and resume it once it is this close again (VS Code's pty-host pattern). */
@@ -44,7 +47,9 @@ class SessionActor {
   private offset: number;
   private acked: number;
   private paused = false;
-  private pending: string[] = [];
+  private pending: Buffer[] = [];
+  /** The start of a UTF-8 character whose rest has not arrived yet. */
+  private carry: Buffer | undefined;
   private pendingBytes = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private flushImmediate: NodeJS.Immediate | undefined;
@@ -170,32 +175,46 @@ class SessionActor {
     }
   }
 
-  private onData(d: string): void {
+  private onData(d: Buffer): void {
     this.pending.push(d);
-    this.pendingBytes += Buffer.byteLength(d);
+    this.pendingBytes += d.length;
     if (this.pendingBytes >= COALESCE_BYTES) {
       this.flush();
       return;
     }
     if (this.flushTimer || this.flushImmediate) return;
     const since = performance.now() - this.lastFlushAt;
-    // First bytes after a quiet spell go out on the next turn (interactive echo);
-    // within a burst, wait the rest of the window to batch.
-    if (since >= COALESCE_MS) this.flushImmediate = setImmediate(() => this.flush());
+    // A small write (an echo, a prompt) or the first bytes after a quiet spell go out on
+    // the next turn of the loop; a big read inside a burst waits the rest of the window so
+    // a flood travels in few, large frames.
+    if (this.pendingBytes <= INTERACTIVE_BYTES || since >= COALESCE_MS) this.flushImmediate = setImmediate(() => this.flush());
     else this.flushTimer = setTimeout(() => this.flush(), COALESCE_MS - since);
   }
 
-  private flush(): void {
+  private flush(final = false): void {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.flushImmediate) clearImmediate(this.flushImmediate);
     this.flushTimer = undefined;
     this.flushImmediate = undefined;
-    if (this.pending.length === 0) return;
-    const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join('');
+    if (this.pending.length === 0 && !(final && this.carry)) return;
+    let bytes = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
     this.lastFlushAt = performance.now();
-    const bytes = Buffer.from(text, 'utf8');
+    if (this.carry) {
+      bytes = Buffer.concat([this.carry, bytes]);
+      this.carry = undefined;
+    }
+    // A chunk never ends inside a character: hold an incomplete tail back for the next one.
+    const cut = final ? 0 : incompleteUtf8Tail(bytes);
+    if (cut) {
+      this.carry = Buffer.from(bytes.subarray(bytes.length - cut));
+      bytes = bytes.subarray(0, bytes.length - cut);
+      if (bytes.length === 0) return;
+    }
+    // Offsets count the bytes viewers get: invalid sequences become U+FFFD first.
+    if (!isUtf8(bytes)) bytes = Buffer.from(bytes.toString('utf8'), 'utf8');
+    const text = bytes.toString('utf8');
     const offset = this.offset;
     this.offset += bytes.length;
     this.ring.push(bytes);
@@ -270,8 +289,7 @@ class SessionActor {
       this.paused = false;
       p.resume();
     }
-    await p.signalTree('SIGHUP');
-    await p.signalTree('SIGTERM');
+    await p.signalTree(['SIGHUP', 'SIGTERM']);
     if (!this.killTimer) {
       this.killTimer = setTimeout(() => void p.signalTree('SIGKILL'), KILL_GRACE_MS);
     }
@@ -304,11 +322,11 @@ class SessionActor {
     this.exitInfo = e;
     if (this.killTimer) clearTimeout(this.killTimer);
     if (this.usageTimer) clearInterval(this.usageTimer);
-    this.flush();
+    this.flush(true);
     this.screen.dispose();
     this.acp?.close();
     // Reap whatever the agent left behind in its session (background jobs, daemons).
-    if (this.pty) await this.pty.signalTree('SIGKILL');
+    if (this.pty && !this.pty.reaped) await this.pty.signalTree('SIGKILL');
     await this.log.close();
     const end = this.offset;
     const ringStart = this.ring.start;
@@ -364,4 +382,16 @@ export default async function runSession(task: ActorTask): Promise<{ ok: true }>
   await actor.start();
   await actor.finished;
   return { ok: true };
+}
+
+/** Bytes at the end of `b` that start a UTF-8 character without finishing it (0 if none). */
+export function incompleteUtf8Tail(b: Uint8Array): number {
+  const n = b.length;
+  let i = n - 1;
+  while (i >= 0 && n - i <= 3 && (b[i]! & 0xc0) === 0x80) i--;
+  if (i < 0) return 0;
+  const lead = b[i]!;
+  const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  const have = n - i;
+  return have < need && lead < 0xf8 ? have : 0;
 }

@@ -20,6 +20,8 @@ export class ProjectViewer implements Viewer {
   onExit: Viewer['onExit'];
   onClose: Viewer['onClose'];
   closed: number | undefined;
+  /** The client's own error (e.g. a frame it could not accept), for failure messages. */
+  private lastError: string | undefined;
   private readonly attaching = new Map<string, { resolve: (a: Attached) => void; reject: (e: Error) => void }>();
 
   constructor(private readonly ws: WebSocket) {
@@ -51,15 +53,18 @@ export class ProjectViewer implements Viewer {
           break;
       }
     });
-    ws.on('close', (code) => {
+    ws.on('close', (code, reason) => {
       this.closed = code;
       this.onClose?.(code);
+      const why = [reason.toString(), this.lastError].filter(Boolean).join('; ');
       for (const [id, w] of this.attaching) {
         this.attaching.delete(id);
-        w.reject(new Error(`closed (${code}) while attaching`));
+        w.reject(new Error(`closed (${code}${why ? `: ${why}` : ''}) while attaching`));
       }
     });
-    ws.on('error', () => {});
+    ws.on('error', (err) => {
+      this.lastError = err.message;
+    });
   }
 
   attach(sessionId: string, since?: number): Promise<Attached> {

@@ -220,6 +220,17 @@ export function descendants(root: number): number[] {
   return out;
 }
 
+/** CPU seconds of a process's main thread only (the thread whose id is the pid). */
+export function mainThreadCpuSeconds(pid: number): number {
+  try {
+    const st = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
 /** CPU seconds (user + system, all threads) a process has used so far. */
 export function cpuSeconds(pid: number): number {
   const f = statFields(pid);
@@ -271,6 +282,7 @@ export class Probe {
   private readonly d0 = process.cpuUsage();
   private readonly l0 = loadavg1();
   private cpuMark = 0;
+  private mainMark = 0;
   private driverMark = process.cpuUsage();
 
   /** Without a child, only the machine and the driver are measured. */
@@ -290,13 +302,18 @@ export class Probe {
   /** Start a measured window (server and driver CPU). */
   mark(): void {
     this.cpuMark = this.child ? cpuSeconds(this.child.pid) : 0;
+    this.mainMark = this.child ? mainThreadCpuSeconds(this.child.pid) : 0;
     this.driverMark = process.cpuUsage();
   }
 
-  /** Server and driver CPU seconds since `mark()`. */
-  since(): { serverCpuS: number; driverCpuS: number } {
+  /** Server (all threads, and its main thread alone) and driver CPU seconds since `mark()`. */
+  since(): { serverCpuS: number; serverMainCpuS: number; driverCpuS: number } {
     const d = process.cpuUsage(this.driverMark);
-    return { serverCpuS: this.child ? cpuSeconds(this.child.pid) - this.cpuMark : NaN, driverCpuS: (d.user + d.system) / 1e6 };
+    return {
+      serverCpuS: this.child ? cpuSeconds(this.child.pid) - this.cpuMark : NaN,
+      serverMainCpuS: this.child ? mainThreadCpuSeconds(this.child.pid) - this.mainMark : NaN,
+      driverCpuS: (d.user + d.system) / 1e6,
+    };
   }
 
   /** Stop sampling; machine figures over the probe's whole life. */

@@ -65,7 +65,18 @@ export function groupsFrom(r: ResultsFile): Group[] {
   pair('Server CPU per delivered GB', 'CPU-s', 'lower', 'fanout', 'cpuSPerGB', [
     { label: 'limit: uWS from memory', value: num(lim('uws-fanout').cpuSPerGB), kind: 'limit' },
   ]);
-  pair('Bytes lost at agent exit (median run)', 'B', 'lower', 'fanout', 'lostAtExitBytes');
+  const worst = (side: 'project' | 'baseline') => Math.max(0, ...(s.fanout?.[side]?.runs ?? []).filter((x) => !x.failed).map((x) => num(x.metrics.lostAtExitBytes)));
+  if (s.fanout?.project || s.fanout?.baseline) {
+    groups.push({
+      title: 'Bytes lost at agent exit (worst run)',
+      unit: 'B',
+      better: 'lower',
+      bars: [
+        { label: 'project', value: worst('project'), kind: 'project' },
+        { label: 'baseline', value: worst('baseline'), kind: 'baseline' },
+      ],
+    });
+  }
   pair('Spawn + kill rate', 'sessions/s', 'higher', 'spawn-rate', 'perS');
   pair('REST: GET /api/sessions under autocannon', 'req/s', 'higher', 'rest', 'listReqPerS');
   return groups;

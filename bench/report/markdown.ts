@@ -60,6 +60,15 @@ function detail(s: ScenarioResult): string[] {
   return out;
 }
 
+/** The range of load seen over every run of every scenario: a noisy run shows here. */
+function loadRange(scenarios: ScenarioResult[]): string {
+  const runs = scenarios.flatMap((s) => [...(s.project?.runs ?? []), ...(s.baseline?.runs ?? []), ...Object.values(s.limits ?? {}).flatMap((l) => l.runs)]);
+  const loads = runs.flatMap((x) => [x.load.load1Start, x.load.load1End]).filter((x) => Number.isFinite(x));
+  const busy = runs.map((x) => x.load.machineBusyPct).filter((x) => Number.isFinite(x));
+  if (!loads.length) return 'n/a';
+  return `1-min load average ${Math.min(...loads)}–${Math.max(...loads)}, machine CPU busy ${Math.min(...busy)}–${Math.max(...busy)} % across runs`;
+}
+
 export function renderMarkdown(r: ResultsFile, resultsPath: string, svgName: string): string {
   const scenarios = ORDER.map((n) => r.scenarios[n]).filter((s): s is ScenarioResult => Boolean(s));
   const targets = scenarios.flatMap((s) => s.targets ?? []);
@@ -73,7 +82,7 @@ export function renderMarkdown(r: ResultsFile, resultsPath: string, svgName: str
     '',
     `- ${m.cpuModel}, ${m.cores} cores, ${m.memGiB} GiB RAM; ${m.os}; Node ${m.node}`,
     `- ${Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`,
-    `- load average (1 min) at start: ${m.load1AtStart}; ${m.note}. Per-run load, machine busy % and driver CPU are listed under each scenario.`,
+    `- load average (1 min) at start: ${m.load1AtStart}; during the run: ${loadRange(scenarios)}; ${m.note}. Per-run load, machine busy % and driver CPU are listed under each scenario.`,
     '',
     '## Summary (medians; ratio = project / baseline)',
     '',
@@ -95,6 +104,7 @@ export function renderMarkdown(r: ResultsFile, resultsPath: string, svgName: str
     'npm run bench -- fanout --runs 5  # one scenario; results merge into today\'s file and these docs',
     'npm run bench -- all --quick      # small sizes for development (results in the temp dir, docs untouched)',
     'npm run bench -- fanout --set fanoutViewers=5 --set fanoutBytes=10000000  # any size by name (not written to docs)',
+    'npm run bench -- report           # regenerate this page and the chart from the newest bench/results/<date>.json',
     '```',
     '',
     'Scenarios: `limits`, `idle-conns`, `echo-latency`, `fanout`, `spawn-rate`, `rest`. Sizes (`bench/lib/sizes.ts`): ' +

@@ -28,7 +28,7 @@ export interface ResultsFile {
 
 export function describeMachine(): Machine {
   const versions: Record<string, string> = {};
-  for (const pkg of ['uWebSockets.js', 'piscina', 'node-pty', 'express', 'socket.io', 'socket.io-client', 'ws']) {
+  for (const pkg of ['uWebSockets.js', 'piscina', 'node-pty', 'express', 'socket.io', 'ws', 'autocannon']) {
     try {
       versions[pkg] = (JSON.parse(readFileSync(path.join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
     } catch {

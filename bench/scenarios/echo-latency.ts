@@ -98,6 +98,7 @@ export const echoLatency: ScenarioDef = {
           maxMs: r3(sorted[sorted.length - 1] ?? NaN),
           pingsPerS: Math.round(lat.length / wall),
           serverCpuS: Math.round(cpu.serverCpuS * 100) / 100,
+          serverMainCpuS: Math.round(cpu.serverMainCpuS * 100) / 100,
           serverCpuMsPerPing: r3((cpu.serverCpuS * 1000) / Math.max(1, lat.length)),
           driverCpuS: Math.round(cpu.driverCpuS * 100) / 100,
         },

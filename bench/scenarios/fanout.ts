@@ -32,6 +32,9 @@ export const fanout: ScenarioDef = {
         const f = streamFigures(watches, t0, READY_LINE.length);
         const r2 = (x: number) => Math.round(x * 100) / 100;
         f.metrics.serverCpuS = r2(cpu.serverCpuS);
+        // The main thread's share: uWS, the supervisor and messages from the actors (the rest is
+        // actor workers, V8 and libuv helper threads).
+        f.metrics.serverMainCpuS = r2(cpu.serverMainCpuS);
         f.metrics.cpuSPerGB = r2(cpu.serverCpuS / Math.max(1e-9, f.metrics.deliveredMB! / 1000));
         f.metrics.driverCpuS = r2(cpu.driverCpuS);
         return { metrics: f.metrics, check: f.check, after: stop };

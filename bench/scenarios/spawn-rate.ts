@@ -47,6 +47,7 @@ export const spawnRate: ScenarioDef = {
           deleteP50Ms: r2(percentile(ds, 50)),
           deleteP99Ms: r2(percentile(ds, 99)),
           serverCpuS: r2(cpu.serverCpuS),
+          serverMainCpuS: r2(cpu.serverMainCpuS),
           serverCpuMsPerSession: r2((cpu.serverCpuS * 1000) / Math.max(1, deleteMs.length)),
         },
         errors,

@@ -74,6 +74,34 @@ describe('deeply nested JSON is refused with 400, never a 500 from a stack overf
   });
 });
 
+describe('the planner cannot be poisoned', () => {
+  it('a value nested 3,000 deep is refused, and the planner still takes writes afterwards', async () => {
+    const base = '/api/planner/acme/proj';
+    await api(world.s, 'POST', `${base}/cards`, { token: world.token, body: { id: 'poison', title: 'p' } });
+    const mid = '['.repeat(3000) + ']'.repeat(3000);
+    const stored = await request(world.s, 'PATCH', `${base}/cards/poison`, { token: world.token, body: `{"x":${mid}}` });
+    const next = await request(world.s, 'PATCH', `${base}/cards/poison`, { token: world.token, body: '{"title":"still writable"}' });
+    const replace = await request(world.s, 'PUT', base, { token: world.token, body: JSON.stringify({ cards: [{ id: 'poison', title: 'replaced' }] }) });
+    expect({ deep: stored.status, next: next.status, replace: replace.status }).toEqual({ deep: 400, next: 200, replace: 200 });
+  });
+
+  it('a write that cannot be stored fails alone: concurrent good writes to the same planner succeed', async () => {
+    const base = '/api/planner/acme/proj';
+    await api(world.s, 'POST', `${base}/cards`, { token: world.token, body: { id: 'mates', title: 'm' } });
+    const failed: string[] = [];
+    const log = (round: number, i: number) => request(world.s, 'POST', `${base}/cards/mates/logs`, { token: world.token, body: JSON.stringify({ message: `r${round}-${i}` }) });
+    for (let round = 0; round < 5; round++) {
+      // A first write starts a commit; the bad one and the good ones arrive while it runs.
+      const first = log(round, -1);
+      const bad = request(world.s, 'PATCH', `${base}/cards/mates`, { token: world.token, body: `{"x":${'['.repeat(6000)}${']'.repeat(6000)}}` });
+      const good = Array.from({ length: 8 }, (_, i) => log(round, i));
+      const res = await Promise.all([first, bad, ...good]);
+      [res[0]!, ...res.slice(2)].forEach((r, i) => r.status !== 201 && failed.push(`round ${round} good write ${i} → ${r.status} ${errorCode(r.text) ?? ''}`));
+    }
+    expect(failed).toEqual([]);
+  });
+});
+
 describe('git', () => {
   it('a NUL byte in a commit message (or author) is 400, not a 500 from spawn', async () => {
     const r1 = await api(world.s, 'POST', '/api/git/acme/proj/commit', { token: world.token, body: { message: 'a\u0000b' } });
