@@ -71,7 +71,7 @@ describe('session lifecycle', () => {
     const jobs = await api(s, 'GET', '/api/jobs?limit=50', { token });
     expect(jobs.status).toBe(200);
     const mine = jobs.body.items.filter((j: any) => j.sessionId === id);
-    expect(mine.map((j: any) => j.status)).toEqual(['exited', 'running', 'queued']);
+    expect(mine.map((j: any) => j.status)).toEqual(['exited', 'running']);
     expect(mine[0]).toMatchObject({ exitCode: 7, orgId: 'acme' });
     const logs = await api(s, 'GET', `/api/sessions/${id}/logs`, { token });
     expect(logs.text).toContain('one-off-out');

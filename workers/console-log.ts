@@ -24,8 +24,11 @@ export class ConsoleLog {
   failures = 0;
 
   constructor(private readonly file: string) {
-    this.fh = this.openFile();
+    // Opened on the first output: a session that prints nothing costs no file.
+    this.fh = Promise.resolve(undefined);
   }
+
+  private opened = false;
 
   private async openFile(): Promise<FileHandle | undefined> {
     try {
@@ -55,6 +58,10 @@ export class ConsoleLog {
     const n = this.queuedBytes;
     this.queued = [];
     this.queuedBytes = 0;
+    if (!this.opened) {
+      this.opened = true;
+      this.fh = this.openFile();
+    }
     this.chain = this.chain.then(async () => {
       try {
         let fh = await this.fh;

@@ -56,7 +56,29 @@ const SLAVE_RELEASE_DELAY_MS = 20;
 
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(osConstants.signals).map(([k, v]) => [v, k]));
 
+/** Commands found on a PATH before (per worker): one access() confirms instead of a PATH walk. */
+const resolved = new Map<string, string>();
+
 export async function resolveCommand(command: string, env: Record<string, string>, cwd: string): Promise<string | undefined> {
+  const key = command.includes('/') ? `${cwd}\0${command}` : `${env.PATH ?? ''}\0${command}`;
+  const known = resolved.get(key);
+  if (known) {
+    try {
+      await access(known, fsConstants.X_OK);
+      return known;
+    } catch {
+      resolved.delete(key);
+    }
+  }
+  const found = await searchCommand(command, env, cwd);
+  if (found) {
+    if (resolved.size > 256) resolved.clear();
+    resolved.set(key, found);
+  }
+  return found;
+}
+
+async function searchCommand(command: string, env: Record<string, string>, cwd: string): Promise<string | undefined> {
   const candidates = command.includes('/')
     ? [path.resolve(cwd, command)]
     : (env.PATH ?? '').split(':').filter(Boolean).map((dir) => path.join(dir, command));
@@ -150,7 +172,12 @@ function wrap(term: pty.IPty): PtyProcess {
         // Already gone.
       }
     },
-    signalTree: (sig) => signalAgent(pid, sig),
+    signalTree: async (sig) => {
+      const n = await signalAgent(pid, sig);
+      // A kill that found the agent alone needs no second sweep when it exits.
+      drain.lone = n <= 1;
+      return n;
+    },
   };
 }
 
@@ -169,8 +196,8 @@ function wrap(term: pty.IPty): PtyProcess {
  * the exit. node-pty's own fallback — destroying the socket 200 ms after the exit, unread
  * data and all — is intercepted; a real destroy happens only after EXIT_DRAIN_MAX_MS.
  */
-function drainBeforeDestroy(term: pty.IPty, pid: number): { readonly reaped: boolean } {
-  const state = { reaped: false };
+function drainBeforeDestroy(term: pty.IPty, pid: number): { readonly reaped: boolean; lone: boolean } {
+  const state = { reaped: false, lone: false };
   type Sock = { destroy: (...a: unknown[]) => unknown; resume: () => void; once: (e: string, f: () => void) => void };
   const t = term as unknown as { _socket?: Sock; _pty?: string; once?: (e: string, l: (...a: unknown[]) => void) => void };
   const sock = t._socket;
@@ -208,7 +235,8 @@ function drainBeforeDestroy(term: pty.IPty, pid: number): { readonly reaped: boo
     if (draining || closed) return;
     draining = true;
     sock.resume();
-    void signalAgent(pid, 'SIGKILL')
+    const sweep = state.lone ? killGroup(pid) : signalAgent(pid, 'SIGKILL');
+    void sweep
       .catch(() => 0)
       .then(() => {
         state.reaped = true;
@@ -238,4 +266,14 @@ function drainBeforeDestroy(term: pty.IPty, pid: number): { readonly reaped: boo
     return sock;
   };
   return state;
+}
+
+/** SIGKILL the agent's process group only (when a kill just found it alone). */
+async function killGroup(pid: number): Promise<number> {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // gone
+  }
+  return 1;
 }

@@ -1,15 +1,21 @@
+/** First allocation of a ring; it doubles as output arrives, up to its capacity. */
+const INITIAL_RING_BYTES = 16 * 1024;
+
 /**
  * Bounded replay ring over a session's output, addressed by absolute byte offset.
- * Holds the last `capacity` bytes: [start, end). Copy-in on push, copy-out on read.
+ * Holds the last `capacity` bytes: [start, end). Memory grows with the output (a quiet
+ * session does not hold a full REPLAY_BYTES buffer). Copy-in on push, copy-out on read.
  */
 export class ReplayRing {
-  private readonly buf: Buffer;
+  private buf: Buffer;
+  /** Index in `buf` of the byte at offset `start`. */
+  private head = 0;
+  private size = 0;
   /** Absolute offset of the byte after the last one pushed. */
   end: number;
-  private size = 0;
 
   constructor(readonly capacity: number, baseOffset = 0, initial?: Uint8Array) {
-    this.buf = Buffer.allocUnsafe(capacity);
+    this.buf = Buffer.allocUnsafe(Math.min(capacity, INITIAL_RING_BYTES));
     this.end = baseOffset;
     if (initial && initial.length > 0) {
       // `initial` ends at baseOffset: it is the tail of a previous run's output.
@@ -29,14 +35,39 @@ export class ReplayRing {
     if (src.length > cap) {
       // Only the last `capacity` bytes can be kept; skip the rest.
       this.end += src.length - cap;
+      this.size = 0;
+      this.head = 0;
       src = src.subarray(src.length - cap);
     }
-    const pos = this.end % cap;
-    const first = Math.min(src.length, cap - pos);
+    const need = this.size + src.length;
+    if (need > this.buf.length && this.buf.length < cap) this.grow(Math.min(cap, Math.max(need, this.buf.length * 2)));
+    const L = this.buf.length;
+    // Drop the oldest bytes that no longer fit.
+    const overflow = Math.max(0, this.size + src.length - L);
+    if (overflow > 0) {
+      this.head = (this.head + overflow) % L;
+      this.size -= overflow;
+    }
+    const pos = (this.head + this.size) % L;
+    const first = Math.min(src.length, L - pos);
     this.buf.set(src.subarray(0, first), pos);
     if (first < src.length) this.buf.set(src.subarray(first), 0);
+    this.size += src.length;
     this.end += src.length;
-    this.size = Math.min(cap, this.size + src.length);
+  }
+
+  private grow(to: number): void {
+    const next = Buffer.allocUnsafe(to);
+    this.copyOut(next, 0, this.head, this.size);
+    this.buf = next;
+    this.head = 0;
+  }
+
+  private copyOut(target: Buffer, at: number, from: number, len: number): void {
+    const L = this.buf.length;
+    const first = Math.min(len, L - from);
+    this.buf.copy(target, at, from, from + first);
+    if (first < len) this.buf.copy(target, at + first, 0, len - first);
   }
 
   /** Copy of the bytes in [from, end); `from` must be within [start, end]. */
@@ -44,11 +75,7 @@ export class ReplayRing {
     const len = this.end - from;
     const out = Buffer.allocUnsafe(len);
     if (len === 0) return out;
-    const cap = this.capacity;
-    const pos = from % cap;
-    const first = Math.min(len, cap - pos);
-    this.buf.copy(out, 0, pos, pos + first);
-    if (first < len) this.buf.copy(out, first, 0, len - first);
+    this.copyOut(out, 0, (this.head + (from - this.start)) % this.buf.length, len);
     return out;
   }
 }

@@ -8,9 +8,16 @@ import path from 'node:path';
  */
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
   const dir = path.dirname(file);
-  await mkdir(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'w', mode);
+  let fh;
+  try {
+    fh = await open(tmp, 'w', mode);
+  } catch (err) {
+    // The directory does not exist yet (first write): make it, then try once more.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    await mkdir(dir, { recursive: true });
+    fh = await open(tmp, 'w', mode);
+  }
   try {
     await fh.writeFile(data);
     await fh.sync();

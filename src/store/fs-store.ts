@@ -1,7 +1,10 @@
-import { appendFile, mkdir, readdir, readFile, rm, open } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from './atomic.js';
 import { assertStorePath, type Store } from './store.js';
+
+/** Append handles kept open at once (the job log and the busiest conversations). */
+const OPEN_LOG_HANDLES = 32;
 
 /**
  * Filesystem store under DATA_DIR. Documents are JSON files written atomically; a
@@ -16,6 +19,7 @@ export class FsStore implements Store {
   private readonly appendChains = new Map<string, Promise<void>>();
   /** Logs whose last byte was checked (once per process: afterwards every append ends in \n). */
   private readonly tailChecked = new Set<string>();
+  private readonly handles = new Map<string, FileHandle>();
 
   constructor(readonly root: string) {}
 
@@ -55,7 +59,14 @@ export class FsStore implements Store {
     const target = collection === 'sessions' ? path.dirname(file) : file;
     try {
       await rm(target, { recursive: true });
-      await rm(path.join(this.root, collection, `${id}.jsonl`), { force: true });
+      const log = path.join(this.root, collection, `${id}.jsonl`);
+      const h = this.handles.get(log);
+      if (h) {
+        this.handles.delete(log);
+        await h.close().catch(() => {});
+      }
+      this.tailChecked.delete(log);
+      await rm(log, { force: true });
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -91,7 +102,8 @@ export class FsStore implements Store {
       // A crash may have left a torn last line; start on a fresh line so this one survives.
       const prefix = this.tailChecked.has(file) ? '' : await this.tornTailPrefix(file);
       this.tailChecked.add(file);
-      await appendFile(file, prefix + line);
+      const fh = await this.appendHandle(file);
+      await fh.write(prefix + line);
     });
     const settled = next.catch(() => {});
     this.appendChains.set(file, settled);
@@ -99,6 +111,25 @@ export class FsStore implements Store {
       if (this.appendChains.get(file) === settled) this.appendChains.delete(file);
     });
     return next;
+  }
+
+  /** An open append handle per log, the most recently used kept (no open/close per line). */
+  private async appendHandle(file: string): Promise<FileHandle> {
+    const cached = this.handles.get(file);
+    if (cached) {
+      this.handles.delete(file);
+      this.handles.set(file, cached);
+      return cached;
+    }
+    const fh = await open(file, 'a');
+    this.handles.set(file, fh);
+    while (this.handles.size > OPEN_LOG_HANDLES) {
+      const [oldest, h] = this.handles.entries().next().value as [string, FileHandle];
+      this.handles.delete(oldest);
+      // Its chain has settled or is this file's: close once pending writes are done.
+      void (this.appendChains.get(oldest) ?? Promise.resolve()).then(() => h.close().catch(() => {}));
+    }
+    return fh;
   }
 
   /** '\n' when the file exists and does not end with a newline (a torn line from a crash). */
@@ -142,6 +173,8 @@ export class FsStore implements Store {
     if (this.closed) return;
     await Promise.all([...this.appendChains.values()]);
     this.closed = true;
+    for (const h of this.handles.values()) await h.close().catch(() => {});
+    this.handles.clear();
   }
 
   private assertOpen(): void {

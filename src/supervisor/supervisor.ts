@@ -293,13 +293,14 @@ export class Supervisor {
       conversationId: input.conversationId ?? null,
     };
     this.records.set(record.id, record);
-    await this.persist(record);
-    await this.job(record, 'created');
     void this.event(record, 'session:created');
     if (admitNow) {
+      // Admitted at once: the record is first written when the agent runs (or fails).
       await this.start(record);
       return { record, queued: false };
     }
+    await this.persist(record);
+    await this.job(record, 'queued');
     this.queue.push(record);
     this.deps.metrics.setQueued(this.queue.size);
     return { record, queued: true };

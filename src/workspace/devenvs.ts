@@ -9,7 +9,7 @@ import type { SessionRecord } from '../supervisor/session.js';
 import type { Templates } from '../templates/templates.js';
 import { isName } from '../validate.js';
 import { KeyedMutex } from './mutex.js';
-import { isNotFound, orgDir, realWorkspaceRoot, requireWorkspace, resolveInside, VIBE_DIR, workspaceDir, type ProjectStamp } from './paths.js';
+import { isNotFound, orgDir, realWorkspaceRoot, requireWorkspace, resolveInside, VIBE_DIR, workspaceDir, type ProjectStamp, forgetWorkspace } from './paths.js';
 import { AGENTS_FILE, readStamp, syncAgentsText, syncAiInstructions, writeStamp, type SyncResult } from './project.js';
 import { treeSize, type TreeSize } from './walk.js';
 
@@ -159,6 +159,7 @@ export class DevEnvs {
       await Promise.all(live.map((r) => this.d.supervisor.terminate(r.id, 'killed', 'workspace deleted')));
       const aside = path.join(path.dirname(ws.root), `.deleting-${projectName}-${randomBytes(4).toString('hex')}`);
       await rename(ws.root, aside);
+      forgetWorkspace(this.d.base, orgId, projectName);
       await rm(aside, { recursive: true, force: true });
       this.d.log.info('workspace deleted', { orgId, projectName, stoppedSessions: live.length });
       return { stoppedSessions: live.map((r) => r.id) };

@@ -44,8 +44,17 @@ export interface ProjectStamp {
 }
 
 /** Create the workspace if missing and stamp `.vibe/project.json` when it has none. */
+/** Workspaces this process made sure of (cleared by `forgetWorkspace` when one is deleted). */
+const ensured = new Set<string>();
+
+/** A workspace was deleted (or moved): the next `ensureWorkspace` checks it again. */
+export function forgetWorkspace(base: string, orgId: string, projectName: string): void {
+  ensured.delete(workspaceDir(base, orgId, projectName));
+}
+
 export async function ensureWorkspace(base: string, orgId: string, projectName: string, createdBy: string): Promise<string> {
   const dir = workspaceDir(base, orgId, projectName);
+  if (ensured.has(dir)) return dir;
   await mkdir(dir, { recursive: true });
   const root = await realWorkspaceRoot(base, orgId, projectName);
   if (!root) throw new AppError('SM_ERR_PATH_REFUSED', 'The workspace folder is not a plain directory under WORKSPACE_BASE_PATH.');
@@ -56,6 +65,7 @@ export async function ensureWorkspace(base: string, orgId: string, projectName: 
     const doc: ProjectStamp = { orgId, projectName, createdBy, createdAt: new Date().toISOString() };
     await writeFileAtomic(stamp.path, JSON.stringify(doc, null, 2) + '\n');
   }
+  ensured.add(dir);
   return dir;
 }
 

@@ -34,3 +34,22 @@ describe('ReplayRing', () => {
     expect(alignToCharStart(b)).toBe(0);
   });
 });
+
+describe('ReplayRing growth', () => {
+  it('grows from a small buffer to its capacity and stays exact across wraps', () => {
+    const ring = new ReplayRing(100_000);
+    const all: number[] = [];
+    let n = 0;
+    for (const len of [10, 5000, 20_000, 1, 70_000, 33, 50_000, 99_999, 7]) {
+      const chunk = Buffer.from(Array.from({ length: len }, () => n++ % 253));
+      for (const b of chunk) all.push(b);
+      ring.push(chunk);
+      expect(ring.end).toBe(all.length);
+      expect(ring.start).toBe(Math.max(0, all.length - 100_000));
+      for (const from of [ring.start, ring.start + 1, Math.floor((ring.start + ring.end) / 2), ring.end - 1, ring.end]) {
+        if (from < ring.start || from > ring.end) continue;
+        expect(ring.slice(from).equals(Buffer.from(all.slice(from)))).toBe(true);
+      }
+    }
+  });
+});
