@@ -8,6 +8,10 @@ import type { Principal } from './principal.js';
 /** HMAC algorithms for JWT_SECRET; asymmetric ones for JWKS. Never `none`, never mixed. */
 const HMAC_ALGS = ['HS256', 'HS384', 'HS512'];
 const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'];
+/** Shared by every principal without roles (most of them). */
+const NO_ROLES: string[] = Object.freeze([]) as unknown as string[];
+/** Verified tokens remembered (only tokens with an expiry; oldest forgotten first). */
+const VERIFIED_CACHE_MAX = 10_000;
 /** Tolerated clock difference between token issuer and this node. */
 const CLOCK_TOLERANCE_S = 5;
 
@@ -35,9 +39,23 @@ export class Authenticator {
     }
   }
 
+  /**
+   * Tokens verified recently, with their expiry: thousands of editor sockets of one builder
+   * share a token, and verifying it once saves the signature check and its garbage per socket.
+   */
+  private readonly verified = new Map<string, { userId: string; orgId: string | undefined; roles: string[]; expMs: number; nbfMs: number }>();
+
   /** Verify a bearer token; any failure is a 401 that says why without echoing the token. */
   async verify(token: string | undefined): Promise<Principal> {
     if (!token) throw new AppError('SM_ERR_UNAUTHORIZED', 'A bearer token is required.');
+    const hit = this.verified.get(token);
+    if (hit) {
+      const now = Date.now();
+      if (now < hit.expMs + CLOCK_TOLERANCE_S * 1000 && now >= hit.nbfMs - CLOCK_TOLERANCE_S * 1000) {
+        return { kind: 'user', userId: hit.userId, orgId: hit.orgId, roles: hit.roles, token };
+      }
+      this.verified.delete(token);
+    }
     let payload: JWTPayload;
     try {
       const verifyOpts = {
@@ -63,8 +81,13 @@ export class Authenticator {
       throw new AppError('SM_ERR_UNAUTHORIZED', 'The token has no "sub" claim.');
     }
     const org = payload[this.opts.orgClaim];
-    const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === 'string') : [];
-    return { kind: 'user', userId: payload.sub, orgId: typeof org === 'string' ? org : undefined, roles, token };
+    const roles = Array.isArray(payload.roles) && payload.roles.length > 0 ? payload.roles.filter((r): r is string => typeof r === 'string') : NO_ROLES;
+    const principal: Principal = { kind: 'user', userId: payload.sub, orgId: typeof org === 'string' ? org : undefined, roles, token };
+    if (typeof payload.exp === 'number') {
+      if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(token, { userId: principal.userId, orgId: principal.orgId, roles, expMs: payload.exp * 1000, nbfMs: typeof payload.nbf === 'number' ? payload.nbf * 1000 : 0 });
+    }
+    return principal;
   }
 }
 

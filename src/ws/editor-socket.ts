@@ -27,8 +27,9 @@ interface Conn {
   authTimer: NodeJS.Timeout | undefined;
   /** Frames received while an `auth` message is being verified, handled in order after it. */
   backlog: string[] | undefined;
-  sessions: Set<string>;
-  topics: Set<string>;
+  /** Attached sessions and subscribed topics, created on first use (idle sockets stay small). */
+  sessions: Set<string> | undefined;
+  topics: Set<string> | undefined;
   closed: boolean;
   openedAt: number;
 }
@@ -118,7 +119,9 @@ export class EditorSockets {
     };
     const accept = (principal: Principal | undefined) => {
       if (aborted) return;
-      const conn: Conn = { id: this.nextId++, principal, authTimer: undefined, backlog: undefined, sessions: new Set(), topics: new Set(), closed: false, openedAt: Date.now() };
+      // A socket keeps who it is, not the token it came with (memory per idle socket).
+      if (principal) principal.token = '';
+      const conn: Conn = { id: this.nextId++, principal, authTimer: undefined, backlog: undefined, sessions: undefined, topics: undefined, closed: false, openedAt: Date.now() };
       res.cork(() => res.upgrade(conn, key, protocol, extensions, ctx));
     };
     if (this.d.isClosing()) return refuse(new AppError('SM_ERR_SHUTTING_DOWN'));
@@ -148,10 +151,10 @@ export class EditorSockets {
     if (c.authTimer) clearTimeout(c.authTimer);
     this.all.delete(ws);
     this.d.metrics.wsClosed();
-    for (const id of c.sessions) this.removeViewer(id, ws);
-    c.sessions.clear();
-    for (const t of c.topics) this.releaseBusTopic(t);
-    c.topics.clear();
+    for (const id of c.sessions ?? []) this.removeViewer(id, ws);
+    c.sessions = undefined;
+    for (const t of c.topics ?? []) this.releaseBusTopic(t);
+    c.topics = undefined;
   }
 
   /** End every connection with 1001 (graceful shutdown). */
@@ -227,6 +230,7 @@ export class EditorSockets {
     this.d.auth.verify(msg.token).then(
       (p) => {
         if (c.closed) return;
+        p.token = '';
         c.principal = p;
         if (c.authTimer) clearTimeout(c.authTimer);
         c.authTimer = undefined;
@@ -246,7 +250,7 @@ export class EditorSockets {
         return this.attach(ws, p, msg, ref);
       case 'detach': {
         const id = this.session(p, msg.sessionId);
-        if (ws.getUserData().sessions.delete(id)) {
+        if (ws.getUserData().sessions?.delete(id)) {
           ws.unsubscribe(`s/${id}`);
           this.removeViewer(id, ws);
         }
@@ -299,8 +303,8 @@ export class EditorSockets {
       case 'subscribe': {
         const topic = this.topic(p, msg.topic);
         const c = ws.getUserData();
-        if (c.topics.has(topic)) return;
-        c.topics.add(topic);
+        if (c.topics?.has(topic)) return;
+        (c.topics ??= new Set()).add(topic);
         this.acquireBusTopic(topic);
         ws.subscribe(`t/${topic}`);
         return;
@@ -308,7 +312,7 @@ export class EditorSockets {
       case 'unsubscribe': {
         if (typeof msg.topic !== 'string') throw new AppError('SM_ERR_VALIDATION', '"topic" must be a string.');
         const c = ws.getUserData();
-        if (c.topics.delete(msg.topic)) {
+        if (c.topics?.delete(msg.topic)) {
           ws.unsubscribe(`t/${msg.topic}`);
           this.releaseBusTopic(msg.topic);
         }
@@ -379,9 +383,9 @@ export class EditorSockets {
       throw new AppError('SM_ERR_VALIDATION', '"since" must be a non-negative integer byte offset.');
     }
     const c = ws.getUserData();
-    if (c.sessions.has(id)) {
+    if (c.sessions?.has(id)) {
       // Re-attach: start over from the requested offset.
-      c.sessions.delete(id);
+      c.sessions!.delete(id);
       ws.unsubscribe(`s/${id}`);
       this.removeViewer(id, ws);
     }
@@ -402,7 +406,7 @@ export class EditorSockets {
           this.send(ws, { type: 'exit', sessionId: id, exitCode: rec.exitCode, signal: rec.signal, reason: rec.reason, status: rec.status });
         }
         // Subscribed now, inside the mailbox callback: the next output frame is exactly at r.end.
-        c.sessions.add(id);
+        (c.sessions ??= new Set()).add(id);
         ws.subscribe(`s/${id}`);
         this.addViewer(id, ws);
       });
