@@ -87,3 +87,19 @@ export function assertSignal(v: unknown): AllowedSignal {
   if (typeof v !== 'string' || !(ALLOWED_SIGNALS as readonly string[]).includes(v)) throw new AppError('SM_ERR_INVALID_SIGNAL');
   return v as AllowedSignal;
 }
+
+/** Deepest JSON nesting accepted in a body or a frame: far above any real document, far below a stack overflow. */
+export const MAX_JSON_DEPTH = 64;
+
+/** True when a parsed JSON value nests deeper than `limit` (checked without recursion). */
+export function tooDeep(value: unknown, limit = MAX_JSON_DEPTH): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (d > limit) return true;
+    if (Array.isArray(v)) for (const x of v) stack.push([x, d + 1]);
+    else for (const k in v) stack.push([(v as Record<string, unknown>)[k], d + 1]);
+  }
+  return false;
+}

@@ -137,6 +137,11 @@ export class GitRunner {
   /** Run git; a non-zero exit is a result, not a throw. Timeouts throw `git_timeout`. */
   run(o: RunOptions): Promise<RunResult> {
     const timeoutMs = o.timeoutMs ?? LOCAL_TIMEOUT_MS;
+    // An argument or identity with a NUL byte cannot reach a process: refuse it as bad input.
+    const identity = [o.author?.name, o.author?.email, o.committer?.name, o.committer?.email];
+    if ([...o.args, ...identity].some((a) => typeof a === 'string' && a.includes('\0'))) {
+      return Promise.reject(new AppError('SM_ERR_VALIDATION', 'Git arguments may not contain NUL bytes.'));
+    }
     return new Promise<RunResult>((resolve, reject) => {
       const child = spawn('git', [...this.configArgs(), ...o.args], {
         cwd: o.cwd,

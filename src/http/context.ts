@@ -1,5 +1,6 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { AppError } from '../errors.js';
+import { MAX_JSON_DEPTH, tooDeep } from '../validate.js';
 import type { Principal } from '../auth/principal.js';
 import { Reply } from './reply.js';
 
@@ -58,11 +59,14 @@ export class HttpContext {
     if (raw.length === 0) return undefined;
     const ct = (this.headers['content-type'] ?? '').toLowerCase();
     if (!/^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/.test(ct)) throw new AppError('SM_ERR_UNSUPPORTED_MEDIA_TYPE');
+    let value: unknown;
     try {
-      return JSON.parse(raw.toString('utf8'));
+      value = JSON.parse(raw.toString('utf8'));
     } catch {
       throw new AppError('SM_ERR_INVALID_JSON');
     }
+    if (tooDeep(value)) throw new AppError('SM_ERR_VALIDATION', `The body nests deeper than ${MAX_JSON_DEPTH} levels.`);
+    return value;
   }
 
   /** True when the caller is on this machine (metrics may be read without a token). */

@@ -5,7 +5,7 @@ import type { Supervisor } from '../supervisor/supervisor.js';
 import type { SessionRecord } from '../supervisor/session.js';
 import type { AgentBridge, AgentChannel } from '../agent/bridge.js';
 import { parseAgentEvent } from '../agent/events.js';
-import { isPlainObject } from '../validate.js';
+import { isPlainObject, MAX_JSON_DEPTH, tooDeep } from '../validate.js';
 import { statusLine } from '../http/reply.js';
 
 /** An agent that connects without `?token=` must send `auth` within this time. */
@@ -95,9 +95,13 @@ export function agentSocket(app: TemplatedApp, sup: Supervisor, bridge: AgentBri
         return fail(ws, new AppError('SM_ERR_WS_BAD_FRAME', 'The frame is not valid JSON.'), undefined);
       }
       if (!isPlainObject(frame) || typeof frame.type !== 'string') return fail(ws, new AppError('SM_ERR_WS_BAD_FRAME'), undefined);
+      if (tooDeep(frame)) return fail(ws, new AppError('SM_ERR_WS_BAD_FRAME', `The frame nests deeper than ${MAX_JSON_DEPTH} levels.`), frame.ref);
       const ref = frame.ref;
+      if (frame.type === 'auth' && c.session) {
+        return fail(ws, new AppError('SM_ERR_WS_BAD_FRAME', 'This channel is already authenticated.'), ref);
+      }
       if (frame.type === 'auth') {
-        const r = typeof frame.token === 'string' && !c.session ? sup.resolveCredential(frame.token) : undefined;
+        const r = typeof frame.token === 'string' ? sup.resolveCredential(frame.token) : undefined;
         if (!r) {
           c.closed = true;
           ws.end(wsCloseCode('SM_ERR_UNAUTHORIZED'), 'unauthorized');

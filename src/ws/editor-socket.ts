@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Supervisor, ReplayResult } from '../supervisor/supervisor.js';
 import { isTerminal } from '../supervisor/session.js';
-import { assertSessionId, assertSignal, isName, isPlainObject, MAX_COLS, MAX_ROWS } from '../validate.js';
+import { assertSessionId, assertSignal, isName, isPlainObject, MAX_COLS, MAX_JSON_DEPTH, MAX_ROWS, tooDeep } from '../validate.js';
 import { statusLine } from '../http/reply.js';
 import type { AgentBridge } from '../agent/bridge.js';
 
@@ -212,6 +212,7 @@ export class EditorSockets {
       return this.sendError(ws, new AppError('SM_ERR_WS_BAD_FRAME', 'The frame is not valid JSON.'), undefined);
     }
     if (!isPlainObject(msg) || typeof msg.type !== 'string') return this.sendError(ws, new AppError('SM_ERR_WS_BAD_FRAME'), undefined);
+    if (tooDeep(msg)) return this.sendError(ws, new AppError('SM_ERR_WS_BAD_FRAME', `The frame nests deeper than ${MAX_JSON_DEPTH} levels.`), msg.ref ?? msg.id);
     const ref = msg.ref ?? msg.id;
     if (msg.type === 'auth') return this.authMessage(ws, msg, ref);
     if (!c.principal) return this.fatal(ws, 'SM_ERR_UNAUTHORIZED');
