@@ -1,4 +1,5 @@
 import uWS, { type TemplatedApp, type us_listen_socket } from 'uWebSockets.js';
+import { configureRateLimits, rateLimitsFromEnv } from './http/rate-limit.js';
 import type { Config } from './config.js';
 import { secretValues } from './config.js';
 import { AppError, isAppError } from './errors.js';
@@ -96,6 +97,7 @@ export async function startServer(config: Config, env: Record<string, string | u
     orgClaim: config.jwtOrgClaim,
   });
   const metrics = new Metrics();
+  configureRateLimits(rateLimitsFromEnv(env));
   const profiles = await loadProfiles(config.agentsFile);
   let url = '';
   const supervisor = new Supervisor({ config, store, bus, log, metrics, profiles, serverEnv: env, secrets, serverUrl: () => url });

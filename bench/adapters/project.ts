@@ -132,6 +132,9 @@ export const startProject: StartSide = async ({ dir, maxSessions, nodeArgs }) =>
       NODE_ID: `bench-${path.basename(dir)}`,
       MAX_CONCURRENT_SESSIONS: String(maxSessions),
       LOG_LEVEL: 'info',
+      // The benchmark creates sessions far faster than a builder would.
+      RATE_LIMIT_SESSIONS_PER_MIN: '0',
+      RATE_LIMIT_EXPENSIVE_PER_MIN: '0',
     },
   });
   const url = /ready at (http:\/\/[^/\s]+)/.exec(child.readyLine)![1]!;

@@ -4,7 +4,8 @@
  *   node dist/bench/soak/idle-sockets.js [--sockets 19000] [--clients 4] [--hold-s 300]
  *     [--sessions 50] [--lines-per-s 20] [--connect-concurrency 100]
  *
- * `--sockets` authenticated /ws sockets (each subscribed to its org topic) are opened by
+ * `--sockets` authenticated /ws sockets (each subscribed to its org topic unless
+ * `--subscribe 0`) are opened by
  * `--clients` child processes (bench/soak/socket-client.ts) and held for `--hold-s`
  * seconds while `--sessions` agents each print `--lines-per-s` lines a second to one
  * attached viewer. Reported: sockets opened and failed, server RSS before/after and per
@@ -17,7 +18,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { api, args, own, report, ROOT, sleep, startServer, stats, token } from './lib.js';
 
-const o = args({ sockets: 19_000, clients: 4, holdS: 300, sessions: 50, linesPerS: 20, connectConcurrency: 100 });
+const o = args({ sockets: 19_000, clients: 4, holdS: 300, sessions: 50, linesPerS: 20, connectConcurrency: 100, subscribe: 1 });
 /** Every this many seconds of the hold, the server is sampled. */
 const SAMPLE_EVERY_S = 30;
 
@@ -29,7 +30,7 @@ interface ClientProc {
 
 function client(wsUrl: string, tok: string, count: number): ClientProc {
   const script = path.join(ROOT, 'dist/bench/soak/socket-client.js');
-  const p = own(spawn(process.execPath, [script, wsUrl, tok, String(count), String(o.connectConcurrency)], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const p = own(spawn(process.execPath, [script, wsUrl, tok, String(count), String(o.connectConcurrency), String(o.subscribe)], { stdio: ['pipe', 'pipe', 'inherit'] }));
   const queue: any[] = [];
   const waiters: Array<{ type: string; resolve: (m: any) => void }> = [];
   createInterface({ input: p.stdout! }).on('line', (line) => {
@@ -113,6 +114,7 @@ async function main(): Promise<void> {
     clients: o.clients,
     holdS: o.holdS,
     sessions: o.sessions,
+    subscribed: o.subscribe === 1,
     opened,
     failed,
     connectS: Math.round(connectS * 10) / 10,

@@ -3,7 +3,7 @@
  * `/ws` (each subscribes to its org topic) and holds them. One process holds at most a few
  * thousand, so several of them stay under the 20,000-descriptor limit per process.
  *
- * argv: <wsUrl> <token> <count> <connectConcurrency>
+ * argv: <wsUrl> <token> <count> <connectConcurrency> [subscribe 1|0]
  * stdout (JSON lines): {type:"ready", opened, failed, errors[]} ·
  *   {type:"checked", ok, failed, closed} · {type:"closed"}
  * stdin commands (lines): "check" (ping every socket, count pongs) · "close" (close all, exit).
@@ -14,7 +14,8 @@ import WebSocket from 'ws';
 /** Pongs that do not come back within this are counted as failures. */
 const CHECK_TIMEOUT_MS = 60_000;
 
-const [wsUrl, tok, countRaw, concRaw] = process.argv.slice(2);
+const [wsUrl, tok, countRaw, concRaw, subRaw] = process.argv.slice(2);
+const subscribe = subRaw !== '0';
 const count = Number(countRaw);
 const concurrency = Number(concRaw ?? 100);
 const sockets: WebSocket[] = [];
@@ -33,7 +34,7 @@ async function open(): Promise<void> {
     }, 30_000);
     ws.once('open', () => {
       clearTimeout(timer);
-      ws.send(JSON.stringify({ type: 'subscribe', topic: 'org:soak' }));
+      if (subscribe) ws.send(JSON.stringify({ type: 'subscribe', topic: 'org:soak' }));
       sockets.push(ws);
       ws.on('close', () => {
         if (!closing) unexpectedCloses++;

@@ -73,6 +73,9 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
     DEPLOY_DIR: path.join(dir, 'deploys'),
     NODE_ID: `test-${path.basename(dir)}`,
     SM_TEST_HOOKS: '1',
+    // Tests create sessions by the hundred; test/security/rate-limit.test.ts sets its own limits.
+    RATE_LIMIT_SESSIONS_PER_MIN: '0',
+    RATE_LIMIT_EXPENSIVE_PER_MIN: '0',
     LOG_LEVEL: 'info',
     ...(opts.devMode ? {} : { JWT_SECRET: TEST_SECRET }),
     ...opts.env,

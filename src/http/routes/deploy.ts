@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import { checkRateLimit } from '../rate-limit.js';
 import { AppError } from '../../errors.js';
 import { assertOrgAccess, assertWriter, canAccessOrg } from '../../auth/principal.js';
 import { secretValues } from '../../config.js';
@@ -128,6 +129,7 @@ export async function deployRoutes(parts: ServerParts): Promise<DeployService> {
     const raw = await ctx.json();
     if (raw !== undefined) bodyObject(raw);
     provider.assertAvailable();
+    checkRateLimit(p, 'expensive');
     const ws = workspaceDir(config.workspaceBasePath, orgId, projectName);
     const st = await stat(ws).catch(() => undefined);
     if (!st?.isDirectory()) throw new AppError('SM_ERR_NOT_FOUND', `No workspace for ${orgId}/${projectName}.`);

@@ -1,4 +1,5 @@
 import { AppError } from '../../errors.js';
+import { checkRateLimit } from '../rate-limit.js';
 import { assertOrgAccess, assertWriter } from '../../auth/principal.js';
 import type { ServerParts } from '../../server.js';
 import { Templates } from '../../templates/templates.js';
@@ -59,6 +60,7 @@ export function devEnvRoutes(parts: ServerParts): DevEnvs {
   router.get('/api/dev-envs/:orgId/:projectName/download', async (ctx) => {
     const { orgId, projectName } = projectParams(ctx, { write: false });
     const include = includeQuery(ctx);
+    checkRateLimit(ctx.who, 'expensive');
     const ws = await requireWorkspace(config.workspaceBasePath, orgId, projectName);
     const t0 = Date.now();
     const r = await streamWorkspaceZip(ctx, ws.root, projectName, include, log);

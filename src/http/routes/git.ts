@@ -1,4 +1,5 @@
 import { AppError } from '../../errors.js';
+import { checkRateLimit } from '../rate-limit.js';
 import type { ServerParts } from '../../server.js';
 import { GitService, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX } from '../../git/git.js';
 import { assertToken } from '../../git/url.js';
@@ -66,6 +67,7 @@ export async function gitRoutes(parts: ServerParts): Promise<GitService> {
     const { orgId, projectName } = projectParams(ctx, { write: true });
     const b = await body(ctx);
     const token = assertToken(b.token);
+    checkRateLimit(ctx.who, 'expensive');
     const r = await git.clone(orgId, projectName, { url: b.url, branch: b.branch, token }, ctx.who.userId);
     changed(orgId, projectName, 'clone');
     ctx.reply.json(201, r);

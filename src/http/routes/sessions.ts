@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import { checkRateLimit } from '../rate-limit.js';
 import path from 'node:path';
 import { AppError } from '../../errors.js';
 import { assertOrgAccess, canAccessOrg, assertWriter, isAdmin, type Principal } from '../../auth/principal.js';
@@ -61,6 +62,7 @@ export function sessionRoutes(router: Router, sup: Supervisor, dataDir: string, 
     const conversationId = b.conversationId === undefined || b.conversationId === null ? undefined : assertName(b.conversationId, 'conversationId');
     assertOrgAccess(p, orgId);
     assertWriter(p);
+    checkRateLimit(p, 'sessions');
     if (conversationId) {
       const conv = hooks.conversations();
       if (!conv) throw new AppError('SM_ERR_VALIDATION', 'Conversations are not enabled on this server.');
