@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { cgroupPids } from './cgroup.js';
 
 interface ProcInfo {
   pid: number;
@@ -78,8 +79,9 @@ export async function agentProcesses(leaderPid: number): Promise<number[]> {
  * Send signals (in order) to every process of an agent. Returns how many processes there
  * were (the leader counts when alive).
  */
-export async function signalAgent(leaderPid: number, signals: NodeJS.Signals | NodeJS.Signals[]): Promise<number> {
-  const pids = await agentProcesses(leaderPid);
+export async function signalAgent(leaderPid: number, signals: NodeJS.Signals | NodeJS.Signals[], cgroup?: string): Promise<number> {
+  // With a cgroup the kernel keeps the list: no scan, and nothing escapes it.
+  const pids = cgroup ? cgroupPids(cgroup) : await agentProcesses(leaderPid);
   const found = pids.length;
   let n = 0;
   for (const signal of Array.isArray(signals) ? signals : [signals]) {

@@ -10,8 +10,11 @@ import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import * as pty from 'node-pty';
 import { signalAgent } from './process-tree.js';
+import { joinCgroupArgv, killCgroup } from './cgroup.js';
 
 export interface PtySpec {
+  /** The session's cgroup (workers/cgroup.ts), when the machine has them. */
+  cgroup?: string | undefined;
   command: string;
   args: string[];
   cwd: string;
@@ -103,7 +106,8 @@ export async function launchPty(spec: PtySpec): Promise<LaunchResult> {
   if (!file) return { ok: false, error: `command not found: ${spec.command}` };
   let term: pty.IPty;
   try {
-    term = pty.spawn(file, spec.args, {
+    const argv = spec.cgroup ? joinCgroupArgv(spec.cgroup, file, spec.args) : { file, args: spec.args };
+    term = pty.spawn(argv.file, argv.args, {
       name: spec.env.TERM ?? 'xterm-256color',
       cols: spec.cols,
       rows: spec.rows,
@@ -120,13 +124,13 @@ export async function launchPty(spec: PtySpec): Promise<LaunchResult> {
     rs.decoder = null;
     rs.encoding = null;
   }
-  return { ok: true, pty: wrap(term) };
+  return { ok: true, pty: wrap(term, spec.cgroup) };
 }
 
-function wrap(term: pty.IPty): PtyProcess {
+function wrap(term: pty.IPty, cgroup: string | undefined): PtyProcess {
   let exited = false;
   const pid = term.pid;
-  const drain = drainBeforeDestroy(term, pid);
+  const drain = drainBeforeDestroy(term, pid, cgroup);
   const exitCbs: Array<(e: PtyExit) => void> = [];
   term.onExit(({ exitCode, signal }) => {
     exited = true;
@@ -173,7 +177,7 @@ function wrap(term: pty.IPty): PtyProcess {
       }
     },
     signalTree: async (sig) => {
-      const n = await signalAgent(pid, sig);
+      const n = await signalAgent(pid, sig, cgroup);
       // A kill that found the agent alone needs no second sweep when it exits.
       drain.lone = n <= 1;
       return n;
@@ -196,7 +200,7 @@ function wrap(term: pty.IPty): PtyProcess {
  * the exit. node-pty's own fallback — destroying the socket 200 ms after the exit, unread
  * data and all — is intercepted; a real destroy happens only after EXIT_DRAIN_MAX_MS.
  */
-function drainBeforeDestroy(term: pty.IPty, pid: number): { readonly reaped: boolean; lone: boolean } {
+function drainBeforeDestroy(term: pty.IPty, pid: number, cgroup: string | undefined): { readonly reaped: boolean; lone: boolean } {
   const state = { reaped: false, lone: false };
   type Sock = { destroy: (...a: unknown[]) => unknown; resume: () => void; once: (e: string, f: () => void) => void };
   const t = term as unknown as { _socket?: Sock; _pty?: string; once?: (e: string, l: (...a: unknown[]) => void) => void };
@@ -235,7 +239,7 @@ function drainBeforeDestroy(term: pty.IPty, pid: number): { readonly reaped: boo
     if (draining || closed) return;
     draining = true;
     sock.resume();
-    const sweep = state.lone ? killGroup(pid) : signalAgent(pid, 'SIGKILL');
+    const sweep = cgroup ? Promise.resolve(killCgroup(cgroup) ? 1 : 0) : state.lone ? killGroup(pid) : signalAgent(pid, 'SIGKILL');
     void sweep
       .catch(() => 0)
       .then(() => {

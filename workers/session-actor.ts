@@ -13,6 +13,7 @@ import { ReplayRing, alignToCharStart } from './replay-ring.js';
 import { ConsoleLog } from './console-log.js';
 import { processUsage } from './process-tree.js';
 import { ScreenMirror } from './screen-mirror.js';
+import { createCgroup, killCgroup, removeCgroup } from './cgroup.js';
 import { launchPipes } from './pipe-process.js';
 import { AcpClient } from './acp-client.js';
 
@@ -38,6 +39,7 @@ const liveActors = new Set<SessionActor>();
 
 class SessionActor {
   private pty: PtyProcess | undefined;
+  private cgroup: string | undefined;
   private acp: AcpClient | undefined;
   /** Prompts wait for the ACP handshake (initialize, session/new). */
   private acpStarted: Promise<unknown> = Promise.resolve();
@@ -81,7 +83,8 @@ class SessionActor {
 
   async start(): Promise<void> {
     const s = this.task;
-    const spec = { command: s.command, args: s.args, cwd: s.cwd, env: s.env, cols: s.cols, rows: s.rows };
+    this.cgroup = s.cgroupBase ? createCgroup(s.cgroupBase, s.sessionId) : undefined;
+    const spec = { command: s.command, args: s.args, cwd: s.cwd, env: s.env, cols: s.cols, rows: s.rows, cgroup: this.cgroup };
     let res: { ok: true; pty: PtyProcess } | { ok: false; error: string };
     if (s.protocol === 'acp') {
       const piped = await launchPipes(spec);
@@ -91,6 +94,7 @@ class SessionActor {
       } else res = piped;
     } else res = await launchPty(spec);
     if (!res.ok) {
+      if (this.cgroup) await removeCgroup(this.cgroup);
       this.post({ t: 'spawn_failed', error: res.error });
       this.port.close();
       this.done();
@@ -306,6 +310,7 @@ class SessionActor {
 
   /** Kill everything at once. */
   async killNow(): Promise<void> {
+    if (this.cgroup) killCgroup(this.cgroup);
     const p = this.pty;
     if (!p || p.exited) return;
     await p.signalTree('SIGKILL');
@@ -326,7 +331,11 @@ class SessionActor {
     this.screen.dispose();
     this.acp?.close();
     // Reap whatever the agent left behind in its session (background jobs, daemons).
-    if (this.pty && !this.pty.reaped) await this.pty.signalTree('SIGKILL');
+    if (this.cgroup) {
+      // Everything the agent started, daemons included, ends with it.
+      killCgroup(this.cgroup);
+      await removeCgroup(this.cgroup);
+    } else if (this.pty && !this.pty.reaped) await this.pty.signalTree('SIGKILL');
     await this.log.close();
     const end = this.offset;
     const ringStart = this.ring.start;

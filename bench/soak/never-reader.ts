@@ -1,9 +1,10 @@
 /**
  * Soak: a viewer that never reads while its session floods.
  *
- *   node dist/bench/soak/never-reader.js [--flood-s 20] [--viewers 4] [--backpressure 4194304]
+ *   node dist/bench/soak/never-reader.js [--flood-s 20] [--rate-mbps 8] [--viewers 4] [--backpressure 4194304] [--rounds 2]
  *
- * Two floods of `--flood-s` seconds each (`yes` in a pty), watched by `--viewers` reading
+ * Two floods of `--flood-s` seconds each (a pty printing `--rate-mbps` MB/s; 0 = as fast as
+ * `yes` goes, which measures the bench's own JSON parsing more than the server), watched by `--viewers` reading
  * viewers: first alone (reference), then with one more viewer whose socket is paused (it
  * never reads). The two alternate for `--rounds` rounds after a warm-up flood, and medians
  * are reported, so a neighbour's load does not read as an effect. Reported: each phase's server RSS peak, the reading viewers' throughput and
@@ -13,7 +14,7 @@
 import WebSocket from 'ws';
 import { api, args, report, sleep, startServer, stats, token } from './lib.js';
 
-const o = args({ floodS: 20, viewers: 4, backpressure: 4 * 1024 * 1024, rounds: 2 });
+const o = args({ floodS: 20, rateMbps: 8, viewers: 4, backpressure: 4 * 1024 * 1024, rounds: 2 });
 
 interface Viewer {
   ws: WebSocket;
@@ -50,12 +51,19 @@ function viewer(wsUrl: string, tok: string, sessionId: string): Promise<Viewer> 
   });
 }
 
+/** The flood: paced by perl at --rate-mbps (100-byte lines in 64 KiB writes), or `yes` at full speed. */
+function floodCommand(): string {
+  if (!o.rateMbps) return `timeout ${o.floodS} yes soak-flood-line-0123456789-abcdefghijklmnopqrstuvwxyz`;
+  const rate = Math.round(o.rateMbps * 1e6);
+  return `perl -MTime::HiRes=time -e '$|=1; my $c = (("x" x 99) . "\\n") x 655; my $t0 = time; my $n = 0; while (time - $t0 < ${o.floodS}) { print $c; $n += length $c; my $a = $n / ${rate} - (time - $t0); select(undef, undef, undef, $a) if $a > 0 }'`;
+}
+
 async function phase(s: Awaited<ReturnType<typeof startServer>>, tok: string, withNeverReader: boolean) {
   const r = await api(s, tok, 'POST', '/api/sessions', {
     orgId: 'soak',
     projectName: 'flood',
     agent: 'script',
-    command: ['bash', '-c', `read go; timeout ${o.floodS} yes soak-flood-line-0123456789-abcdefghijklmnopqrstuvwxyz; echo FLOOD-DONE`],
+    command: ['bash', '-c', `read go; ${floodCommand()}; echo FLOOD-DONE`],
   });
   const id = r.body.id as string;
   const readers = await Promise.all(Array.from({ length: o.viewers }, () => viewer(s.wsUrl, tok, id)));
@@ -108,6 +116,7 @@ async function main(): Promise<void> {
   const withMBps = median(withs.map((r) => r.readerMBps));
   report('never-reader', {
     floodS: o.floodS,
+    rateMbps: o.rateMbps,
     viewers: o.viewers,
     backpressureBytes: o.backpressure,
     rounds: o.rounds,

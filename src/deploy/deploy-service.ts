@@ -475,6 +475,11 @@ export class DeployService {
     this.d.log.info('deploy ended', { jobId: job.id, status, reason, orgId: job.orgId, projectName: job.projectName });
   }
 
+  /** Resolves once everything written for a job so far is stored (answer 202 after it). */
+  written(id: string): Promise<void> {
+    return this.tracked.get(id)?.writes ?? Promise.resolve();
+  }
+
   private persistDoc(t: Tracked): void {
     const snapshot = { ...t.job };
     this.persist(t, () => this.d.store.put(DEPLOY_JOBS, snapshot.id, snapshot));

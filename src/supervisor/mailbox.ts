@@ -24,6 +24,8 @@ export interface ActorSpec {
   testHooks: boolean;
   /** `acp`: the agent runs with stdio pipes and speaks the Agent Client Protocol. */
   protocol: 'pty' | 'acp';
+  /** This node's cgroup base (workers/cgroup.ts); each session gets a cgroup under it. */
+  cgroupBase?: string | undefined;
 }
 
 /** Structured events an ACP actor reports (see workers/acp-client.ts). */

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
@@ -9,6 +9,7 @@ import type { Bus } from '../bus/bus.js';
 import type { Metrics } from '../metrics.js';
 import { ensureWorkspace } from '../workspace/paths.js';
 import { signalAgent } from '../../workers/process-tree.js';
+import { killCgroup, leftoverCgroups, nodeCgroupBase, removeCgroup } from '../../workers/cgroup.js';
 import { ActorPool, type ActorHandle } from './actor-pool.js';
 import { buildAgentEnv } from './agent-env.js';
 import { outputFrameText, type AgentEventFromActor, type FromActor } from './mailbox.js';
@@ -157,8 +158,23 @@ export class Supervisor {
     return this.paused;
   }
 
+  /** This node's cgroup base, when cgroups can hold sessions here (workers/cgroup.ts). */
+  private cgroupBase: string | undefined;
+
+  /** End every process of a session's cgroup and remove it (worker death, boot, shutdown). */
+  private async reapCgroup(sessionId: string): Promise<void> {
+    if (!this.cgroupBase) return;
+    const dir = path.join(this.cgroupBase, sessionId);
+    killCgroup(dir);
+    await removeCgroup(dir);
+  }
+
   /** Boot recovery: load records; this node's sessions that were live are `lost` (restarted per profile). */
   async recover(): Promise<void> {
+    this.cgroupBase = nodeCgroupBase(this.deps.config.nodeId);
+    this.deps.log.info(this.cgroupBase ? 'sessions run in cgroups' : 'cgroups unavailable: process trees tracked through /proc', { cgroup: this.cgroupBase });
+    // Cgroups left by a previous run of this node: whatever is still in them is orphaned.
+    if (this.cgroupBase) for (const id of leftoverCgroups(this.cgroupBase)) await this.reapCgroup(id);
     const all = await this.deps.store.list<SessionRecord>('sessions');
     const restart: SessionRecord[] = [];
     for (const r of all) {
@@ -733,6 +749,7 @@ export class Supervisor {
         initialRing,
         testHooks: this.deps.config.testHooks,
         protocol: profile.protocol === 'acp' ? 'acp' : 'pty',
+        cgroupBase: this.cgroupBase,
       },
       (m) => {
         if (l.run === run) this.onActorMessage(r, l, m);
@@ -748,7 +765,11 @@ export class Supervisor {
       },
     );
     const outcome = await spawned;
-    if (outcome === 'ok') this.deps.metrics.observeSpawn((performance.now() - t0) / 1000);
+    if (outcome === 'ok') {
+      this.deps.metrics.observeSpawn((performance.now() - t0) / 1000);
+      // Answer only once the running record is on disk: a 201 is never forgotten by a crash.
+      await this.persistChains.get(r.id);
+    }
     return outcome;
   }
 
@@ -848,6 +869,7 @@ export class Supervisor {
     l.actor = undefined;
     l.run++;
     if (r.pid && r.status === 'running') await signalAgent(r.pid, 'SIGKILL').catch(() => 0);
+    await this.reapCgroup(r.id);
     this.ports.release(r.port);
     for (const [, cb] of l.replays) cb({ offset: r.outputOffset, end: r.outputOffset, gap: true, frame: null, status: 'crashed' });
     l.replays.clear();
@@ -1007,6 +1029,7 @@ export class Supervisor {
     await Promise.race([Promise.all(waits), new Promise((resolve) => setTimeout(resolve, deadlineMs))]);
     for (const r of live) {
       if (!isTerminal(r.status) && r.pid) await signalAgent(r.pid, 'SIGKILL').catch(() => 0);
+      if (!isTerminal(r.status)) await this.reapCgroup(r.id);
     }
     // Give the actors a moment to observe the exits and resolve their tasks.
     await Promise.race([
@@ -1023,5 +1046,7 @@ export class Supervisor {
     }
     await this.pool.destroy().catch(() => {});
     await Promise.all([...this.persistChains.values()]);
+    // The node's own cgroup directory goes when empty (session cgroups were removed).
+    if (this.cgroupBase) await rmdir(this.cgroupBase).catch(() => {});
   }
 }

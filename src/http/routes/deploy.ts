@@ -134,6 +134,8 @@ export async function deployRoutes(parts: ServerParts): Promise<DeployService> {
     const st = await stat(ws).catch(() => undefined);
     if (!st?.isDirectory()) throw new AppError('SM_ERR_NOT_FOUND', `No workspace for ${orgId}/${projectName}.`);
     const job = svc.start(provider, orgId, projectName, p.userId, ws);
+    // The job is on record before the client hears of it: a crash cannot forget a 202.
+    await svc.written(job.id);
     ctx.reply.json(202, {
       jobId: job.id,
       status: job.status,

@@ -1,0 +1,107 @@
+/**
+ * One cgroup (v2) per session, when the machine offers a writable cgroup2 hierarchy. Every
+ * process an agent starts stays in its cgroup — including daemons that `setsid`, double-fork
+ * and scrub their environment — so a kill can name them all (`cgroup.procs`) and end them
+ * all at once (`cgroup.kill`). Without cgroups, process-tree.ts falls back to /proc scans.
+ *
+ * Layout: <cgroup2 root>/session-manager/<nodeId>/<sessionId>. The agent joins its cgroup
+ * before it runs: it is started through `/bin/sh -c 'echo $$ > <cgroup.procs>; exec agent…'`,
+ * so there is no window in which it could fork outside.
+ */
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** The cgroup2 mount (pure v2, or the unified part of a hybrid setup) with cgroup.kill. */
+function cgroup2Mount(): string | undefined {
+  for (const dir of ['/sys/fs/cgroup', '/sys/fs/cgroup/unified']) {
+    if (existsSync(path.join(dir, 'cgroup.procs')) && existsSync(path.join(dir, 'cgroup.controllers'))) return dir;
+  }
+  return undefined;
+}
+
+/**
+ * The directory under which this node's session cgroups live, created if needed; undefined
+ * when cgroups cannot be used here (not mounted, not writable, no cgroup.kill).
+ */
+export function nodeCgroupBase(nodeId: string): string | undefined {
+  const mount = cgroup2Mount();
+  if (!mount) return undefined;
+  const base = path.join(mount, 'session-manager', nodeId.replace(/[^A-Za-z0-9._-]/g, '_'));
+  try {
+    mkdirSync(base, { recursive: true });
+    accessSync(base, constants.W_OK);
+    // Probe: a child group must offer cgroup.kill (Linux 5.14+).
+    const probe = path.join(base, `.probe-${process.pid}`);
+    mkdirSync(probe, { recursive: true });
+    const ok = existsSync(path.join(probe, 'cgroup.kill'));
+    rmdirSync(probe);
+    return ok ? base : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Create a session's cgroup; its path, or undefined if that failed. */
+export function createCgroup(base: string, sessionId: string): string | undefined {
+  const dir = path.join(base, sessionId);
+  try {
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  } catch {
+    return undefined;
+  }
+}
+
+export function cgroupPids(dir: string): number[] {
+  try {
+    return readFileSync(path.join(dir, 'cgroup.procs'), 'latin1')
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** SIGKILL every process in the cgroup at once. */
+export function killCgroup(dir: string): boolean {
+  try {
+    writeFileSync(path.join(dir, 'cgroup.kill'), '1');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Remove an emptied cgroup, waiting (bounded) for its processes to be gone. */
+export async function removeCgroup(dir: string, waitMs = 2000): Promise<boolean> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    try {
+      rmdirSync(dir);
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return true;
+      if (code !== 'EBUSY' || Date.now() > until) return false;
+      killCgroup(dir);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+/** Session cgroups left under a node's base (boot recovery): their session ids. */
+export function leftoverCgroups(base: string): string[] {
+  try {
+    return readdirSync(base, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
+      .map((d) => d.name);
+  } catch {
+    return [];
+  }
+}
+
+/** The argv that makes a command join a cgroup before it runs. */
+export function joinCgroupArgv(dir: string, file: string, args: string[]): { file: string; args: string[] } {
+  return { file: '/bin/sh', args: ['-c', 'echo $$ > "$0" 2>/dev/null; exec "$@"', path.join(dir, 'cgroup.procs'), file, ...args] };
+}
