@@ -32,6 +32,11 @@ export interface Config {
   deployDir: string;
   appmintApiUrl: string | undefined;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * Run agents under per-org uids from this range (needs root). Unset: agents run as the
+   * server's own user (dev convenience; they can then read what the server can).
+   */
+  agentUidRange: [number, number] | undefined;
   /** Longest lifetime of a cohost share link. */
   cohostMaxExpiryMs: number;
   /** Let git clone/pull/push use file:// remotes (off: they would read any repository on the host). */
@@ -86,6 +91,19 @@ function int(env: Record<string, string | undefined>, name: string, def: number,
   const n = Number(raw.trim());
   if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
   return n;
+}
+
+function uidRange(env: Record<string, string | undefined>): [number, number] | undefined {
+  const raw = str(env, 'AGENT_UID_RANGE');
+  if (raw === undefined) return undefined;
+  const m = /^(\d+)-(\d+)$/.exec(raw);
+  if (!m || Number(m[1]) < 1000 || Number(m[2]) < Number(m[1]) || Number(m[2]) > 4_000_000_000) {
+    throw new ConfigError('AGENT_UID_RANGE', `must look like 2000000-2999999 (uids above 999), got "${raw}"`);
+  }
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new ConfigError('AGENT_UID_RANGE', 'needs the server to run as root to start agents under other uids');
+  }
+  return [Number(m[1]), Number(m[2])];
 }
 
 function bool(env: Record<string, string | undefined>, name: string): boolean {
@@ -171,6 +189,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     appmintApiUrl: url(env, 'APPMINT_API_URL'),
     logLevel,
     cohostMaxExpiryMs: int(env, 'COHOST_MAX_EXPIRY_MS', 7 * 24 * 3600 * 1000, 60_000),
+    agentUidRange: uidRange(env),
     gitAllowFileUrls: bool(env, 'GIT_ALLOW_FILE_URLS') || env['SM_TEST_HOOKS'] === '1',
     testHooks: env['SM_TEST_HOOKS'] === '1',
   };

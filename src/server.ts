@@ -13,6 +13,7 @@ import { RedisBus } from './bus/redis-bus.js';
 import { Fleet } from './fleet/fleet.js';
 import { tailLines } from './http/routes/sessions.js';
 import path from 'node:path';
+import { chmod } from 'node:fs/promises';
 import type { Store } from './store/store.js';
 import { MemoryBus } from './bus/memory-bus.js';
 import type { Bus } from './bus/bus.js';
@@ -76,6 +77,12 @@ export async function startServer(config: Config, env: Record<string, string | u
   const log = createLogger(config.logLevel, secrets, { node: config.nodeId });
   const fsStore = new FsStore(config.dataDir);
   await fsStore.init();
+  if (config.agentUidRange) {
+    // Agents run under other uids: the data dir is the server's alone, and what the server
+    // writes into workspaces stays writable by the org's group.
+    await chmod(config.dataDir, 0o700);
+    process.umask(0o002);
+  }
   let store: Store = fsStore;
   let bus: Bus = new MemoryBus();
   // REDIS_URL set and reachable → Redis store and bus; set but unreachable → warning, filesystem (DESIGN §1).

@@ -101,7 +101,14 @@ export function leftoverCgroups(base: string): string[] {
   }
 }
 
-/** The argv that makes a command join a cgroup before it runs. */
-export function joinCgroupArgv(dir: string, file: string, args: string[]): { file: string; args: string[] } {
-  return { file: '/bin/sh', args: ['-c', 'echo $$ > "$0" 2>/dev/null; exec "$@"', path.join(dir, 'cgroup.procs'), file, ...args] };
+/**
+ * The argv that starts an agent inside its cgroup and, with `runAs`, under its own uid/gid:
+ * a shell joins the cgroup (as root, before anything else runs), then `setpriv` drops to the
+ * agent's identity and execs the agent — same pid throughout, nothing runs outside.
+ */
+export function agentArgv(file: string, args: string[], opts: { cgroup?: string | undefined; runAs?: { uid: number; gid: number } | undefined }): { file: string; args: string[] } {
+  if (!opts.cgroup && !opts.runAs) return { file, args };
+  const procs = opts.cgroup ? path.join(opts.cgroup, 'cgroup.procs') : '/dev/null';
+  const drop = opts.runAs ? ['/usr/bin/setpriv', `--reuid=${opts.runAs.uid}`, `--regid=${opts.runAs.gid}`, '--clear-groups', '--'] : [];
+  return { file: '/bin/sh', args: ['-c', 'echo $$ > "$0" 2>/dev/null; exec "$@"', procs, ...drop, file, ...args] };
 }

@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { signalAgent } from './process-tree.js';
-import { joinCgroupArgv } from './cgroup.js';
+import { agentArgv } from './cgroup.js';
 import { resolveCommand, type PtyExit, type PtyProcess, type PtySpec } from './pty-process.js';
 
 export type PipeLaunch = { ok: true; proc: PtyProcess; child: ChildProcess } | { ok: false; error: string };
@@ -22,7 +22,7 @@ export async function launchPipes(spec: PtySpec): Promise<PipeLaunch> {
   if (!file) return { ok: false, error: `command not found: ${spec.command}` };
   let child: ChildProcess;
   try {
-    const argv = spec.cgroup ? joinCgroupArgv(spec.cgroup, file, spec.args) : { file, args: spec.args };
+    const argv = agentArgv(file, spec.args, { cgroup: spec.cgroup, runAs: spec.runAs });
     child = spawn(argv.file, argv.args, { cwd: spec.cwd, env: spec.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   } catch (err) {
     return { ok: false, error: `spawn failed: ${(err as Error).message}` };

@@ -10,11 +10,13 @@ import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import * as pty from 'node-pty';
 import { signalAgent } from './process-tree.js';
-import { joinCgroupArgv, killCgroup } from './cgroup.js';
+import { agentArgv, killCgroup } from './cgroup.js';
 
 export interface PtySpec {
   /** The session's cgroup (workers/cgroup.ts), when the machine has them. */
   cgroup?: string | undefined;
+  /** Run the agent under this identity (AGENT_UID_RANGE). */
+  runAs?: { uid: number; gid: number } | undefined;
   command: string;
   args: string[];
   cwd: string;
@@ -106,7 +108,7 @@ export async function launchPty(spec: PtySpec): Promise<LaunchResult> {
   if (!file) return { ok: false, error: `command not found: ${spec.command}` };
   let term: pty.IPty;
   try {
-    const argv = spec.cgroup ? joinCgroupArgv(spec.cgroup, file, spec.args) : { file, args: spec.args };
+    const argv = agentArgv(file, spec.args, { cgroup: spec.cgroup, runAs: spec.runAs });
     term = pty.spawn(argv.file, argv.args, {
       name: spec.env.TERM ?? 'xterm-256color',
       cols: spec.cols,

@@ -84,7 +84,7 @@ class SessionActor {
   async start(): Promise<void> {
     const s = this.task;
     this.cgroup = s.cgroupBase ? createCgroup(s.cgroupBase, s.sessionId) : undefined;
-    const spec = { command: s.command, args: s.args, cwd: s.cwd, env: s.env, cols: s.cols, rows: s.rows, cgroup: this.cgroup };
+    const spec = { command: s.command, args: s.args, cwd: s.cwd, env: s.env, cols: s.cols, rows: s.rows, cgroup: this.cgroup, runAs: s.runAs };
     let res: { ok: true; pty: PtyProcess } | { ok: false; error: string };
     if (s.protocol === 'acp') {
       const piped = await launchPipes(spec);

@@ -6,7 +6,7 @@ import path from 'node:path';
  * Write a file atomically: temp file in the same directory, fsync, rename, fsync the
  * directory. A reader (or a restart after SIGKILL) sees the old content or the new, never a mix.
  */
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o666): Promise<void> {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   let fh;

@@ -26,6 +26,8 @@ export interface ActorSpec {
   protocol: 'pty' | 'acp';
   /** This node's cgroup base (workers/cgroup.ts); each session gets a cgroup under it. */
   cgroupBase?: string | undefined;
+  /** The agent's identity when agents are isolated (AGENT_UID_RANGE). */
+  runAs?: { uid: number; gid: number } | undefined;
 }
 
 /** Structured events an ACP actor reports (see workers/acp-client.ts). */

@@ -17,6 +17,7 @@ import { PortAllocator } from './ports.js';
 import { commandAvailable, getProfile, type AgentProfile } from './profiles.js';
 import { isTerminal, type SessionRecord, type SessionStatus } from './session.js';
 import { AdmissionQueue } from './admission-queue.js';
+import { AgentIds } from './agent-ids.js';
 import type { Fleet } from '../fleet/fleet.js';
 
 /** Acknowledge output to the actor every this many bytes (flow control, see session-actor). */
@@ -144,6 +145,7 @@ export class Supervisor {
     this.ports = new PortAllocator(c.portRange[0], c.portRange[1]);
     this.pool = new ActorPool(c.workerThreads, c.sessionsPerThread);
     this.limits = { maxConcurrentSessions: c.maxConcurrentSessions, maxQueue: c.maxQueue, idleTimeoutMs: c.idleTimeoutMs };
+    this.agentIds = c.agentUidRange ? new AgentIds(c.agentUidRange, deps.store, c.workspaceBasePath) : undefined;
   }
 
   setFanout(f: Fanout): void {
@@ -157,6 +159,9 @@ export class Supervisor {
   get isPaused(): boolean {
     return this.paused;
   }
+
+  /** Per-org agent identities (AGENT_UID_RANGE), or undefined when agents run as the server. */
+  private readonly agentIds: AgentIds | undefined;
 
   /** This node's cgroup base, when cgroups can hold sessions here (workers/cgroup.ts). */
   private cgroupBase: string | undefined;
@@ -732,6 +737,18 @@ export class Supervisor {
       },
       this.deps.serverUrl(),
     );
+    let runAs: { uid: number; gid: number } | undefined;
+    if (this.agentIds) {
+      try {
+        const uid = await this.agentIds.uidFor(r.orgId);
+        env.HOME = await this.agentIds.prepare(r.orgId, r.workspacePath, uid);
+        runAs = { uid, gid: uid };
+      } catch (err) {
+        this.ports.release(port);
+        await this.setEnded(r, 'failed', `could not prepare the agent's identity: ${(err as Error).message}`);
+        return 'failed';
+      }
+    }
     const spawned = new Promise<'ok' | 'failed' | 'retry'>((resolve) => (l.spawnWaiter = resolve));
     l.lastAttempt = lastAttempt;
     const actor = this.pool.start(
@@ -750,6 +767,7 @@ export class Supervisor {
         testHooks: this.deps.config.testHooks,
         protocol: profile.protocol === 'acp' ? 'acp' : 'pty',
         cgroupBase: this.cgroupBase,
+        runAs,
       },
       (m) => {
         if (l.run === run) this.onActorMessage(r, l, m);
