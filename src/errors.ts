@@ -23,6 +23,8 @@ export const ERRORS = {
   SM_ERR_QUEUE_FULL: { code: 'queue_full', status: 429, message: 'The session queue is full (MAX_QUEUE).' },
   SM_ERR_INTERNAL: { code: 'internal_error', status: 500, message: 'Something failed inside the server.' },
   SM_ERR_SPAWN_FAILED: { code: 'spawn_failed', status: 500, message: 'The agent could not be started.' },
+  SM_ERR_STORAGE_FULL: { code: 'storage_full', status: 507, message: 'The server\'s disk is full; nothing was stored.' },
+  SM_ERR_STORAGE_UNAVAILABLE: { code: 'storage_unavailable', status: 503, message: 'The server cannot write its data right now (read-only or no permission); nothing was stored.' },
   SM_ERR_SHUTTING_DOWN: { code: 'shutting_down', status: 503, message: 'The server is shutting down.', wsClose: 1001 },
   SM_ERR_NOT_READY: { code: 'not_ready', status: 503, message: 'The server is not ready.' },
   // Cohost and deploy
@@ -67,6 +69,7 @@ export const ERRORS = {
   SM_ERR_WS_UNKNOWN_TYPE: { code: 'unknown_type', status: 400, message: 'The frame type is not part of the protocol.' },
   SM_ERR_WS_BINARY: { code: 'binary_not_supported', status: 400, message: 'Binary frames are not part of the protocol.', wsClose: 1003 },
   SM_ERR_WS_READ_ONLY: { code: 'read_only', status: 403, message: 'This connection may only watch.' },
+  SM_ERR_WS_FRAME_TOO_LARGE: { code: 'frame_too_large', status: 413, message: 'Frames are at most 1 MiB.', wsClose: 1009 },
   SM_ERR_WS_SLOW_CONSUMER: { code: 'slow_consumer', status: 400, message: 'The viewer fell behind by more than WS_MAX_BACKPRESSURE; resume by offset.', wsClose: 4008 },
   SM_ERR_WS_REVOKED: { code: 'revoked', status: 403, message: 'The share link was revoked.', wsClose: 4003 },
 } as const satisfies Record<string, { code: string; status: number; message: string; wsClose?: number }>;
@@ -109,4 +112,12 @@ export function isAppError(err: unknown): err is AppError {
 export function wsCloseCode(name: ErrorName): number {
   const entry = ERRORS[name] as { wsClose?: number };
   return entry.wsClose ?? 1008;
+}
+
+/** Storage failures (disk full, read-only, permission denied) as catalog errors; others unchanged. */
+export function storageError(err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new AppError('SM_ERR_STORAGE_FULL', undefined, { cause: err });
+  if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') return new AppError('SM_ERR_STORAGE_UNAVAILABLE', undefined, { cause: err });
+  return err;
 }

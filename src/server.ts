@@ -2,7 +2,7 @@ import uWS, { type TemplatedApp, type us_listen_socket } from 'uWebSockets.js';
 import { configureRateLimits, rateLimitsFromEnv } from './http/rate-limit.js';
 import type { Config } from './config.js';
 import { secretValues } from './config.js';
-import { AppError, isAppError } from './errors.js';
+import { AppError, isAppError, storageError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { Authenticator, devSecret, signToken } from './auth/jwt.js';
 import type { Principal } from './auth/principal.js';
@@ -215,7 +215,9 @@ export async function startServer(config: Config, env: Record<string, string | u
       if (m.auth !== 'public') ctx.principal = await authenticate(ctx, m.auth);
       await m.handler(ctx);
       if (ctx.reply.open) throw new Error(`handler for ${ctx.method} ${ctx.path} did not answer`);
-    } catch (err) {
+    } catch (caught) {
+      const err = storageError(caught);
+      if (isAppError(err) && err.code.startsWith('storage_')) log.error('storage failure', { method: ctx.method, path: ctx.path.slice(0, 200), error: caught as Error });
       if (!isAppError(err)) log.error('request failed', { method: ctx.method, path: ctx.path.slice(0, 200), error: err as Error });
       if (ctx.reply.open) {
         const close = isAppError(err) && err.status === 413;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { realpath, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { AppError, isAppError } from '../errors.js';
+import { AppError, isAppError, storageError } from '../errors.js';
 import type { Bus } from '../bus/bus.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
@@ -42,6 +42,8 @@ interface Tracked {
   build: BuildRun | undefined;
   /** Persistence of this job, in order (events log appends and document writes). */
   writes: Promise<void>;
+  /** The last write of this job failed (disk full, read-only). */
+  writeError?: unknown;
   /** Resolves when the job has ended and everything about it is persisted. */
   settled: Promise<void>;
 }
@@ -476,8 +478,11 @@ export class DeployService {
   }
 
   /** Resolves once everything written for a job so far is stored (answer 202 after it). */
-  written(id: string): Promise<void> {
-    return this.tracked.get(id)?.writes ?? Promise.resolve();
+  async written(id: string): Promise<void> {
+    const t = this.tracked.get(id);
+    if (!t) return;
+    await t.writes;
+    if (t.writeError) throw storageError(t.writeError);
   }
 
   private persistDoc(t: Tracked): void {
@@ -486,7 +491,10 @@ export class DeployService {
   }
 
   private persist(t: Tracked, fn: () => Promise<void>): void {
-    t.writes = t.writes.then(fn).catch((err: unknown) => this.d.log.error('could not persist a deploy job', { jobId: t.job.id, error: err as Error }));
+    t.writes = t.writes.then(fn).catch((err: unknown) => {
+      t.writeError = err;
+      this.d.log.error('could not persist a deploy job', { jobId: t.job.id, error: err as Error });
+    });
   }
 
   /** Keep a finished job in memory for a while (late followers), then rely on the store. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, mkdir, unlink } from 'node:fs/promises';
+import { access, open, rename, mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -15,7 +15,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
   } catch (err) {
     // The directory does not exist yet (first write): make it, then try once more.
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    await mkdir(dir, { recursive: true });
+    await mkdirp(dir);
     fh = await open(tmp, 'w', mode);
   }
   try {
@@ -37,5 +37,39 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
   if (dh) {
     await dh.sync().catch(() => {});
     await dh.close();
+  }
+}
+
+/**
+ * `mkdir -p` that reports the real reason it failed. A recursive mkdir on a read-only
+ * filesystem answers ENOENT; creating the missing levels one by one answers EROFS (or
+ * ENOSPC, EACCES), which callers turn into a clear storage error.
+ */
+export async function mkdirp(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const missing: string[] = [];
+  let d = dir;
+  for (;;) {
+    try {
+      await access(d);
+      break;
+    } catch {
+      missing.push(d);
+      const up = path.dirname(d);
+      if (up === d) break;
+      d = up;
+    }
+  }
+  for (const m of missing.reverse()) {
+    try {
+      await mkdir(m);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
   }
 }

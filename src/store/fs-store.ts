@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, rm, open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { writeFileAtomic } from './atomic.js';
+import { mkdirp, writeFileAtomic } from './atomic.js';
 import { assertStorePath, type Store } from './store.js';
 
 /** Append handles kept open at once (the job log and the busiest conversations). */
@@ -98,7 +98,7 @@ export class FsStore implements Store {
     const line = JSON.stringify(entry) + '\n';
     const prev = this.appendChains.get(file) ?? Promise.resolve();
     const next = prev.then(async () => {
-      await mkdir(path.dirname(file), { recursive: true });
+      await mkdirp(path.dirname(file));
       // A crash may have left a torn last line; start on a fresh line so this one survives.
       const prefix = this.tailChecked.has(file) ? '' : await this.tornTailPrefix(file);
       this.tailChecked.add(file);

@@ -2,7 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { open, readFile, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config.js';
-import { AppError } from '../errors.js';
+import { AppError, storageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { Bus } from '../bus/bus.js';
@@ -787,6 +787,14 @@ export class Supervisor {
       this.deps.metrics.observeSpawn((performance.now() - t0) / 1000);
       // Answer only once the running record is on disk: a 201 is never forgotten by a crash.
       await this.persistChains.get(r.id);
+      const failed = this.persistErrors.get(r.id);
+      if (failed) {
+        // A session that cannot be recorded does not run: end it and say why.
+        l.killReason = 'failed';
+        l.killMessage = 'could not record the session';
+        l.actor?.send({ t: 'kill', reason: 'failed' });
+        throw storageError(failed);
+      }
     }
     return outcome;
   }
@@ -995,8 +1003,10 @@ export class Supervisor {
     const next = prev.then(async () => {
       try {
         await this.deps.store.put('sessions', r.id, r);
+        this.persistErrors.delete(r.id);
         this.fleet?.recordChanged(r);
       } catch (err) {
+        this.persistErrors.set(r.id, err);
         this.deps.log.error('could not persist session', { sessionId: r.id, error: err as Error });
       }
     });
@@ -1008,6 +1018,8 @@ export class Supervisor {
   }
 
   private readonly persistChains = new Map<string, Promise<void>>();
+  /** The last write of a record failed (disk full, read-only): create answers with it. */
+  private readonly persistErrors = new Map<string, unknown>();
 
   private async job(r: SessionRecord, message: string): Promise<void> {
     try {

@@ -1,7 +1,7 @@
 import { lstat, mkdir, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../errors.js';
-import { writeFileAtomic } from '../store/atomic.js';
+import { mkdirp, writeFileAtomic } from '../store/atomic.js';
 import { assertName } from '../validate.js';
 
 /**
@@ -55,11 +55,11 @@ export function forgetWorkspace(base: string, orgId: string, projectName: string
 export async function ensureWorkspace(base: string, orgId: string, projectName: string, createdBy: string): Promise<string> {
   const dir = workspaceDir(base, orgId, projectName);
   if (ensured.has(dir)) return dir;
-  await mkdir(dir, { recursive: true });
+  await mkdirp(dir);
   const root = await realWorkspaceRoot(base, orgId, projectName);
   if (!root) throw new AppError('SM_ERR_PATH_REFUSED', 'The workspace folder is not a plain directory under WORKSPACE_BASE_PATH.');
   const vibe = await resolveInside(root, [VIBE_DIR], { allowDotfiles: true });
-  if (!vibe.exists) await mkdir(vibe.path, { recursive: true });
+  if (!vibe.exists) await mkdirp(vibe.path);
   const stamp = await resolveInside(root, [VIBE_DIR, 'project.json'], { allowDotfiles: true });
   if (!stamp.exists) {
     const doc: ProjectStamp = { orgId, projectName, createdBy, createdAt: new Date().toISOString() };
@@ -216,7 +216,7 @@ export async function readVibeJson<T>(root: string, name: string): Promise<T | u
 export async function writeVibeFile(root: string, name: string, data: string): Promise<void> {
   const dir = await resolveInside(root, [VIBE_DIR], { allowDotfiles: true });
   if (dir.exists && !dir.stat!.isDirectory()) throw new AppError('SM_ERR_PATH_REFUSED', '.vibe is not a directory.');
-  if (!dir.exists) await mkdir(dir.path, { recursive: true });
+  if (!dir.exists) await mkdirp(dir.path);
   const r = await vibeFile(root, name);
   await writeFileAtomic(r.path, data);
 }

@@ -52,7 +52,7 @@ export function agentSocket(app: TemplatedApp, sup: Supervisor, bridge: AgentBri
 
   app.ws<AgentConn>('/agent', {
     compression: uWS.DISABLED,
-    maxPayloadLength: MAX_AGENT_FRAME,
+    maxPayloadLength: MAX_AGENT_FRAME * 4,
     idleTimeout: 120,
     sendPingsAutomatically: true,
     upgrade: (res, req, ctx) => {
@@ -86,6 +86,11 @@ export function agentSocket(app: TemplatedApp, sup: Supervisor, bridge: AgentBri
       if (isBinary) {
         c.closed = true;
         ws.end(wsCloseCode('SM_ERR_WS_BINARY'), 'binary_not_supported');
+        return;
+      }
+      if (raw.byteLength > MAX_AGENT_FRAME) {
+        c.closed = true;
+        ws.end(wsCloseCode('SM_ERR_WS_FRAME_TOO_LARGE'), 'frame_too_large');
         return;
       }
       let frame: unknown;

@@ -16,6 +16,8 @@ import type { AgentBridge } from '../agent/bridge.js';
 const AUTH_TIMEOUT_MS = 5000;
 /** Largest frame a client may send: input pastes are the big ones. */
 const MAX_INBOUND_FRAME = 1024 * 1024;
+/** uWS's own frame limit, as a multiple of ours (so we, not uWS, refuse big frames, with 1009). */
+const UWS_PAYLOAD_HEADROOM = 4;
 /** uWS drops (not queues) frames past its own limit; keep it well above ours so we decide. */
 const UWS_BACKPRESSURE_HEADROOM = 16 * 1024 * 1024;
 /** Idle seconds before uWS closes a silent socket; it pings automatically before that. */
@@ -65,7 +67,8 @@ export class EditorSockets {
   constructor(private readonly d: EditorSocketDeps) {
     d.app.ws<Conn>('/ws', {
       compression: uWS.DISABLED,
-      maxPayloadLength: MAX_INBOUND_FRAME,
+      // uWS drops oversized frames without a close frame; accept more and refuse with 1009.
+      maxPayloadLength: MAX_INBOUND_FRAME * UWS_PAYLOAD_HEADROOM,
       maxBackpressure: d.maxBackpressure * 2 + UWS_BACKPRESSURE_HEADROOM,
       closeOnBackpressureLimit: 0,
       idleTimeout: WS_IDLE_TIMEOUT_S,
@@ -195,6 +198,7 @@ export class EditorSockets {
   private message(ws: WebSocket<Conn>, raw: ArrayBuffer, isBinary: boolean): void {
     const c = ws.getUserData();
     if (isBinary) return this.fatal(ws, 'SM_ERR_WS_BINARY');
+    if (raw.byteLength > MAX_INBOUND_FRAME) return this.fatal(ws, 'SM_ERR_WS_FRAME_TOO_LARGE');
     const text = Buffer.from(raw).toString('utf8');
     if (c.backlog) {
       c.backlog.push(text);
