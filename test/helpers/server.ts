@@ -3,7 +3,7 @@
  * DATA_DIR and workspace root. Tests talk to it over real HTTP and WebSockets.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +41,11 @@ export interface TestServer {
 }
 
 export function tempDir(prefix = 'sm-test-'): string {
-  return mkdtempSync(path.join(tmpdir(), prefix));
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  // Agents may run under other uids (AGENT_UID_RANGE): they must be able to reach their
+  // workspace below this folder (DATA_DIR stays private: the server makes it 0700).
+  chmodSync(dir, 0o755);
+  return dir;
 }
 
 export async function sign(claims: { sub?: string; orgId?: string; roles?: string[]; expiresIn?: string | number } = {}, secret = TEST_SECRET): Promise<string> {

@@ -96,6 +96,8 @@ beforeAll(async () => {
       AGENTS_FILE: agents,
       AGENT_ENV_PASSTHROUGH: 'JWT_SECRET,SPINFORGE_PARTNER_KEY,SM_GIT_TOKEN',
       LOG_LEVEL: 'debug',
+      // Agents under per-org uids: what an agent can reach besides its environment (below).
+      AGENT_UID_RANGE: '3200000-3299999',
     },
   });
   token = await s.token({ sub: 'alice', orgId: 'acme' });
