@@ -3,6 +3,8 @@ import path from 'node:path';
 
 /** Rotate console.log to console.log.1 past this size: enough for `logs`, bounded on disk. */
 export const CONSOLE_LOG_MAX_BYTES = 8 * 1024 * 1024;
+/** Most output waiting for the disk before the log starts skipping (bounded memory). */
+const LOG_BACKLOG_MAX_BYTES = 32 * 1024 * 1024;
 /** Output is written in batches: at most this long after it arrived... */
 const LOG_BATCH_MS = 50;
 /** ...or as soon as this much is waiting. */
@@ -22,6 +24,10 @@ export class ConsoleLog {
   private queuedBytes = 0;
   private timer: NodeJS.Timeout | undefined;
   failures = 0;
+  /** Bytes queued or being written. */
+  private backlog = 0;
+  /** Output bytes the log skipped because the disk fell too far behind. */
+  skipped = 0;
 
   constructor(private readonly file: string) {
     // Opened on the first output: a session that prints nothing costs no file.
@@ -43,6 +49,13 @@ export class ConsoleLog {
   }
 
   write(bytes: Uint8Array): void {
+    // A disk slower than the agent must not grow memory without bound: past the backlog
+    // limit the log skips output (the terminal stream and the replay ring still have it).
+    if (this.backlog + bytes.length > LOG_BACKLOG_MAX_BYTES) {
+      this.skipped += bytes.length;
+      return;
+    }
+    this.backlog += bytes.length;
     this.queued.push(bytes);
     this.queuedBytes += bytes.length;
     if (this.queuedBytes >= LOG_BATCH_BYTES) this.flush();
@@ -77,6 +90,8 @@ export class ConsoleLog {
         this.size += n;
       } catch {
         this.failures++;
+      } finally {
+        this.backlog -= n;
       }
     });
   }

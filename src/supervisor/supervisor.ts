@@ -30,8 +30,8 @@ const ENDED_RINGS_KEPT = 64;
 const RESTART_BASE_MS = 500;
 const RESTART_MAX_MS = 30_000;
 const RESTART_STABLE_MS = 60_000;
-/** Usage and viewer-count updates per session are published at most this often. */
-const LIVE_UPDATE_MS = 1000;
+/** Usage and viewer counts are published (batched per org) at most this often. */
+const LIVE_UPDATE_MS = 5000;
 /** Starts tried when a worker dies before the pty is up, and the pause between them. */
 const START_ATTEMPTS = 5;
 const START_RETRY_DELAY_MS = 100;
@@ -529,20 +529,31 @@ export class Supervisor {
     }
   }
 
-  private readonly liveUpdateTimers = new Map<string, NodeJS.Timeout>();
+  /** Sessions whose usage or viewer count changed since the last `sessions:usage`, by org. */
+  private readonly usageDirty = new Map<string, Set<string>>();
+  private usageTimer: NodeJS.Timeout | undefined;
 
   /**
-   * Usage samples and viewer counts change often: publish them as `session:usage` on the
-   * org topic at most once per LIVE_UPDATE_MS per session (consoles show them live).
+   * Usage samples and viewer counts change often: they go out as one `sessions:usage`
+   * event per org per LIVE_UPDATE_MS ({items: [session views]}), so the traffic to an org's
+   * subscribers does not grow with its number of sessions.
    */
   private liveUpdate(r: SessionRecord): void {
-    if (this.liveUpdateTimers.has(r.id) || this.closing) return;
-    const t = setTimeout(() => {
-      this.liveUpdateTimers.delete(r.id);
-      if (!isTerminal(r.status)) void this.event(r, 'session:usage');
+    if (this.closing) return;
+    let set = this.usageDirty.get(r.orgId);
+    if (!set) this.usageDirty.set(r.orgId, (set = new Set()));
+    set.add(r.id);
+    if (this.usageTimer) return;
+    this.usageTimer = setTimeout(() => {
+      this.usageTimer = undefined;
+      const dirty = [...this.usageDirty];
+      this.usageDirty.clear();
+      for (const [orgId, ids] of dirty) {
+        const items = [...ids].map((id) => this.records.get(id)).filter((x): x is SessionRecord => !!x && !isTerminal(x.status)).map((x) => this.view(x));
+        if (items.length) void this.deps.bus.publish(`org:${orgId}`, 'sessions:usage', { items }).catch(() => {});
+      }
     }, LIVE_UPDATE_MS);
-    t.unref();
-    this.liveUpdateTimers.set(r.id, t);
+    this.usageTimer.unref();
   }
 
   /**
@@ -1051,8 +1062,8 @@ export class Supervisor {
     if (this.closing) return;
     this.closing = true;
     for (const l of this.live.values()) if (l.restartTimer) clearTimeout(l.restartTimer);
-    for (const t of this.liveUpdateTimers.values()) clearTimeout(t);
-    this.liveUpdateTimers.clear();
+    if (this.usageTimer) clearTimeout(this.usageTimer);
+    this.usageDirty.clear();
     for (const q of this.queue.drain()) await this.setEnded(q, 'killed', 'server shutdown');
     const live = [...this.records.values()].filter((r) => r.status === 'running' || r.status === 'starting');
     const waits = live.map((r) => this.terminate(r.id, 'killed', 'server shutdown'));

@@ -104,6 +104,11 @@ export class SessionStore {
     if (!this.creds.admin && this.creds.claims.orgId !== orgId) return;
     this.orgs.add(orgId);
     this.socket.subscribe(`org:${orgId}`, (name, payload) => {
+      // Usage and viewer counts arrive batched per org: {items: [session views]}.
+      if (name === 'sessions:usage' && payload && Array.isArray((payload as { items?: unknown }).items)) {
+        for (const s of (payload as { items: SessionView[] }).items) if (s && typeof s.id === 'string') this.upsert(s);
+        return;
+      }
       if (!payload || typeof payload !== 'object' || typeof (payload as SessionView).id !== 'string') return;
       const s = payload as SessionView;
       if (name === 'session:created' || name === 'session:updated' || name === 'session:usage') this.upsert(s);
