@@ -6,7 +6,9 @@ import { api, startServer, tempDir } from '../../test/helpers/server.ts';
 import { Client } from '../../test/helpers/ws.ts';
 const dir = tempDir();
 const agents = path.join(dir, 'agents.json');
-writeFileSync(agents, JSON.stringify({ blast: { command: process.execPath, args: [fileURLToPath(new URL('./blast-agent.mjs', import.meta.url))], env: { BLAST_N: '20000' } } }));
+const TYPE = process.env.BLAST_TYPE ?? 'status';
+const N = TYPE === 'message' ? '5000' : '20000';
+writeFileSync(agents, JSON.stringify({ blast: { command: process.execPath, args: [fileURLToPath(new URL('./blast-agent.mjs', import.meta.url))], env: { BLAST_N: N, BLAST_TYPE: TYPE } } }));
 const s = await startServer({ dir, env: { AGENTS_FILE: agents, LOG_LEVEL: 'warn' } });
 try {
   const token = await s.token();
@@ -18,8 +20,8 @@ try {
   ed.send({ type: 'prompt', sessionId: id, text: 'go' });
   await ed.next((f) => f.type === 'event' && f.name === 'agent:message' && f.payload.content === 'blast done', 'done', 120_000);
   const ms = performance.now() - t0;
-  const n = ed.frames.filter((f) => f.type === 'event' && f.name === 'agent:status').length;
-  console.log(JSON.stringify({ statusEvents: n, ms: Math.round(ms), eventsPerS: Math.round((n / ms) * 1000) }));
+  const n = ed.frames.filter((f) => f.type === 'event' && f.name === `agent:${TYPE}`).length;
+  console.log(JSON.stringify({ type: TYPE, events: n, ms: Math.round(ms), eventsPerS: Math.round((n / ms) * 1000), stored: TYPE === 'message' }));
   ed.close();
 } finally {
   await s.stop();
