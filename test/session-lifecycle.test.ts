@@ -124,3 +124,22 @@ describe('session lifecycle', () => {
     expect((await api(s, 'POST', `/api/sessions/${id}/signal`, { token, body: { signal: 'SIGSTOP' } })).body.error.code).toBe('invalid_signal');
   });
 });
+
+describe('artifacts', () => {
+  it("lists the files in a session's artifacts folder, and what completion declared", async () => {
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const path = await import('node:path');
+    const created = await api(s, 'POST', '/api/sessions', { token, body: { orgId: 'acme', projectName: 'arts', agent: 'bash' } });
+    const id = created.body.id;
+    const dir = path.join(s.dataDir, 'sessions', id, 'artifacts', 'build');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'out.txt'), 'artifact!');
+    const r = await api(s, 'GET', `/api/sessions/${id}/artifacts`, { token });
+    expect(r.status).toBe(200);
+    expect(r.body.items).toEqual([expect.objectContaining({ path: 'build/out.txt', size: 9 })]);
+    await api(s, 'POST', `/api/sessions/${id}/complete`, { token, body: { summary: 'done', artifacts: ['build/out.txt'] } });
+    expect((await api(s, 'GET', `/api/sessions/${id}/artifacts`, { token })).body.declared).toEqual(['build/out.txt']);
+    const other = await s.token({ sub: 'mallory', orgId: 'evil' });
+    expect((await api(s, 'GET', `/api/sessions/${id}/artifacts`, { token: other })).status).toBe(404);
+  });
+});

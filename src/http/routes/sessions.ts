@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { lstat, open, readdir } from 'node:fs/promises';
 import { checkRateLimit } from '../rate-limit.js';
 import path from 'node:path';
 import { AppError } from '../../errors.js';
@@ -144,6 +144,12 @@ export function sessionRoutes(router: Router, sup: Supervisor, dataDir: string, 
     ctx.reply.json(200, sup.view(r));
   }, 'any');
 
+  router.get('/api/sessions/:id/artifacts', async (ctx) => {
+    const r = visible(ctx);
+    const items = sup.isRemote(r.id) ? [] : await listArtifacts(path.join(dataDir, 'sessions', r.id, 'artifacts'));
+    ctx.reply.json(200, { items, declared: r.artifacts ?? [] });
+  }, 'any');
+
   router.get('/api/sessions/:id/participants', (ctx) => {
     const r = visible(ctx);
     const bridge = hooks.bridge();
@@ -243,4 +249,32 @@ export async function tailLines(file: string, n: number): Promise<string> {
   const trailingNewline = parts[parts.length - 1] === '';
   if (trailingNewline) parts.pop();
   return parts.slice(-n).join('\n') + (trailingNewline ? '\n' : '');
+}
+
+/** Entries listed at most (an agent could fill its artifacts folder with anything). */
+const MAX_ARTIFACTS = 1000;
+
+/** Files under a session's artifacts folder (no symlinks followed), relative paths. */
+async function listArtifacts(root: string): Promise<Array<{ path: string; size: number; modifiedAt: string }>> {
+  const out: Array<{ path: string; size: number; modifiedAt: string }> = [];
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (out.length >= MAX_ARTIFACTS) return;
+      const p = path.join(dir, e.name);
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(p, r);
+      else if (e.isFile()) {
+        const st = await lstat(p).catch(() => undefined);
+        if (st) out.push({ path: r, size: st.size, modifiedAt: st.mtime.toISOString() });
+      }
+    }
+  };
+  await walk(root, '');
+  return out;
 }

@@ -38,6 +38,13 @@ export function workspacePanel(app: App, root: HTMLElement, session: () => Sessi
       body.replaceChildren(unavailable('Workspace', err));
       return;
     }
+    // The session's own artifacts (DATA_DIR/sessions/<id>/artifacts/), listed with the files.
+    try {
+      const arts = await app.api.get<{ items: unknown[] }>(`/api/sessions/${enc(s.id)}/artifacts`);
+      if (Array.isArray(arts.items) && arts.items.length) info.artifacts = arts.items;
+    } catch {
+      // An older server without the route: the workspace alone.
+    }
     const withGit = h('input', { type: 'checkbox' });
     const withModules = h('input', { type: 'checkbox' });
     const download = h('button', {
