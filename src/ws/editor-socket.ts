@@ -14,6 +14,8 @@ import type { AgentBridge } from '../agent/bridge.js';
 
 /** A connection without a token must send `auth` within this time (DESIGN §4). */
 const AUTH_TIMEOUT_MS = 5000;
+/** Longest bearer token accepted (real JWTs are a few KiB). */
+const MAX_TOKEN_CHARS = 16 * 1024;
 /** Largest frame a client may send: input pastes are the big ones. */
 const MAX_INBOUND_FRAME = 1024 * 1024;
 /** uWS's own frame limit, as a multiple of ours (so we, not uWS, refuse big frames, with 1009). */
@@ -130,7 +132,11 @@ export class EditorSockets {
     if (this.d.isClosing()) return refuse(new AppError('SM_ERR_SHUTTING_DOWN'));
     const token = q.get('token');
     const cohost = q.get('cohost');
-    if (token) this.d.auth.verify(token).then(accept, refuse);
+    if (token) {
+      // A token that cannot be a JWT is refused at once, inside uWS's upgrade callback.
+      if (!plausibleJwt(token)) return refuse(new AppError('SM_ERR_UNAUTHORIZED', 'The token is invalid.'));
+      this.d.auth.verify(token).then(accept, refuse);
+    }
     else if (cohost) {
       if (!this.cohost) return refuse(new AppError('SM_ERR_UNAUTHORIZED'));
       this.cohost(cohost).then(accept, refuse);
@@ -486,4 +492,9 @@ export class EditorSockets {
 
 function roleOf(p: Principal): string {
   return p.kind === 'guest' ? 'viewer' : 'editor';
+}
+
+/** Three base64url segments of sane length: anything else is refused without crypto. */
+function plausibleJwt(t: string): boolean {
+  return t.length <= MAX_TOKEN_CHARS && /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(t);
 }

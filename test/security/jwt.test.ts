@@ -104,6 +104,7 @@ describe('JWT on the HMAC server (JWT_ISSUER and JWT_AUDIENCE set)', () => {
       const body = route.body ? JSON.stringify(route.body(world.w)) : undefined;
       const res = await request(world.s, route.method, fillPath(route.pattern, world.w), { token: t, body });
       tried++;
+      if (refusedByTransport(name, res.status, res.text)) return;
       if (res.status !== 401 || errorCode(res.text) !== 'unauthorized') bypasses.push(`${name} ${routeKey(route.method, route.pattern)} → ${res.status} ${errorCode(res.text) ?? res.text.slice(0, 80)}`);
     });
     for (const [name, t] of tokens) {
@@ -111,7 +112,7 @@ describe('JWT on the HMAC server (JWT_ISSUER and JWT_AUDIENCE set)', () => {
         (c) => (c.close(), 'upgraded'),
         (err: Error) => err.message,
       );
-      if (!/401/.test(viaQuery)) bypasses.push(`${name} /ws?token= → ${viaQuery}`);
+      if (!/401/.test(viaQuery) && !refusedByTransport(name, -1, viaQuery)) bypasses.push(`${name} /ws?token= → ${viaQuery}`);
       const c = await Client.connect(world.s.wsUrl);
       c.send({ type: 'auth', token: t });
       c.send({ type: 'subscribe', topic: 'org:acme' });
@@ -261,3 +262,13 @@ describe('JWT on a JWKS server (RS256): algorithm confusion and embedded keys', 
     expect((await api(s, 'GET', '/healthz')).status).toBe(200);
   });
 });
+
+/**
+ * A 60 KB token makes a 60 KB request. uWS answers it 401 — but now and then (measured: 1–8
+ * in 60 upgrade requests) it resets the connection right after answering, so the client
+ * reads ECONNRESET instead of the 401. Nothing was accepted either way: a reset of the
+ * huge-token request is a refusal, not a bypass. Every other token must get its 401.
+ */
+function refusedByTransport(name: string, status: number, text: string): boolean {
+  return name === 'huge' && status <= 0 && /ECONNRESET/.test(text);
+}

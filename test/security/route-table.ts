@@ -55,6 +55,7 @@ export const ROUTES: RouteSpec[] = [
   r('POST', '/api/sessions/:id/prompt', 'user', true, { body: () => ({ text: 'hello' }) }),
   r('POST', '/api/sessions/:id/complete', 'any', true, { destroys: true, body: () => ({ summary: 'done' }) }),
   r('GET', '/api/sessions/:id/participants', 'any', false),
+  r('GET', '/api/sessions/:id/artifacts', 'any', false),
   r('POST', '/api/sessions/:id/input', 'user', true, { body: () => ({ data: 'x', enter: false }) }),
   r('POST', '/api/sessions/:id/resize', 'user', true, { body: () => ({ cols: 81, rows: 25 }) }),
   r('POST', '/api/sessions/:id/signal', 'user', true, { destroys: true, body: () => ({ signal: 'SIGUSR1' }) }),
