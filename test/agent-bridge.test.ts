@@ -63,7 +63,8 @@ describe('agent channel', () => {
     const before = agentEvents(editor, id).length;
     editor.send({ type: 'prompt', sessionId: id, text: 'invalid' });
     await editor.next((f) => f.type === 'event' && f.name === 'agent:message' && f.payload.content === 'after-invalid', 'message after invalid ones');
-    await editor.waitForText(id, 'agent got error: unknown_type');
+    // The agent prints each error it gets; the last of its bad frames was the non-JSON one.
+    await editor.waitForText(id, 'agent got error: bad_frame');
     const out = editor.text(id);
     expect(out).toContain('agent got error: validation_failed content');
     expect(out).toContain('agent got error: validation_failed id');

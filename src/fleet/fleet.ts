@@ -55,8 +55,14 @@ interface Watch {
   expected: number;
   viewers: number;
   renew: NodeJS.Timeout;
-  /** A gap is being healed: frames arriving meanwhile are covered by the answer. */
+  /** A gap is being healed (or the first replay is on its way). */
   healing: boolean;
+  /**
+   * Frames that arrived while an answer was on its way. ioredis may hand us the answer and
+   * later frames in one go, before the answer's promise settles: they are held, then
+   * replayed through the offset check once the answer is applied (never dropped blindly).
+   */
+  held: Buffer[];
   unreachable: boolean;
 }
 
@@ -284,12 +290,19 @@ export class Fleet {
   /** Attach a local viewer to a remote session: watch it, then ask the owner for the replay. */
   replay(r: SessionRecord, since: number | undefined, cb: (res: ReplayResult) => void, mode?: 'screen'): void {
     const w = this.watch(r.id);
+    const first = w.expected < 0;
+    if (first) w.healing = true;
     this.request<WireReplay>(r, 'replay', { since, mode }).then(
       (res) => {
         if (w.expected < 0 || res.end > w.expected) w.expected = res.end;
+        // The viewer subscribes in `cb`; frames held meanwhile follow it, in offset order.
         cb({ offset: res.offset, end: res.end, gap: res.gap, frame: res.frame, status: res.status, screen: res.screen });
+        if (first) this.release(r.id, w);
       },
-      () => cb({ offset: since ?? 0, end: since ?? 0, gap: true, frame: null, status: r.status }),
+      () => {
+        cb({ offset: since ?? 0, end: since ?? 0, gap: true, frame: null, status: r.status });
+        if (first) this.release(r.id, w);
+      },
     );
   }
 
@@ -318,7 +331,7 @@ export class Fleet {
       if (r && this.up) this.send(r, 'watch', {});
     }, WATCH_RENEW_MS);
     renew.unref();
-    w = { expected: -1, viewers: 0, renew, healing: false, unreachable: false };
+    w = { expected: -1, viewers: 0, renew, healing: false, unreachable: false, held: [] };
     this.watching.set(id, w);
     this.sub.subscribe(this.k(`out:${id}`)).catch(() => {});
     return w;
@@ -331,15 +344,15 @@ export class Fleet {
     this.d.log.info('fleet: healing a gap in a remote session', { sessionId: r.id, from });
     this.request<WireReplay>(r, 'range', { since: from }, HEAL_TIMEOUT_MS).then(
       (res) => {
-        w.healing = false;
         if (res.frame && res.end > w.expected) {
           // The answer may start before `from` only if the ring lost the range (gap).
           this.d.sup.deliver(r.id, res.frame);
         }
         if (res.end > w.expected) w.expected = res.end;
+        this.release(r.id, w);
       },
       (err: unknown) => {
-        w.healing = false;
+        this.release(r.id, w);
         this.d.log.warn('fleet: gap not healed yet; retrying', { sessionId: r.id, from, error: err as Error });
         // The owner may not have re-subscribed yet after an outage: try again while watched.
         setTimeout(() => {
@@ -347,6 +360,14 @@ export class Fleet {
         }, HEAL_RETRY_MS).unref();
       },
     );
+  }
+
+  /** An answer was applied: replay the frames held meanwhile through the offset checks. */
+  private release(id: string, w: Watch): void {
+    w.healing = false;
+    const held = w.held;
+    w.held = [];
+    for (const m of held) this.onFrame(id, m);
   }
 
   // ---- incoming messages ------------------------------------------------------------------
@@ -390,7 +411,11 @@ export class Fleet {
     const b = message.indexOf(0x7c, a + 1);
     const offset = Number(message.subarray(2, a).toString());
     const end = Number(message.subarray(a + 1, b).toString());
-    if (w.healing || end <= w.expected) return; // covered by a heal in flight, or a repeat
+    if (w.healing) {
+      w.held.push(message);
+      return;
+    }
+    if (end <= w.expected) return; // a repeat
     if (w.expected >= 0 && offset > w.expected) {
       const r = this.remote.get(id);
       if (r) this.heal(r, w, w.expected);
