@@ -6,7 +6,7 @@
  * worker termination to end a pty — kill the process tree and await its exit.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import { outputFrameText, type ActorTask, type FromActor, type ToActor } from '../src/supervisor/mailbox.js';
 import { launchPty, type PtyExit, type PtyProcess } from './pty-process.js';
 import { ReplayRing, alignToCharStart } from './replay-ring.js';
@@ -217,8 +217,11 @@ class SessionActor {
       if (bytes.length === 0) return;
     }
     // Offsets count the bytes viewers get: invalid sequences become U+FFFD first.
-    if (!isUtf8(bytes)) bytes = Buffer.from(bytes.toString('utf8'), 'utf8');
-    const text = bytes.toString('utf8');
+    // ASCII (most terminal output, every base64 flood) takes the one-byte-per-char path:
+    // no UTF-8 validation, decoding or encoding work, the frame is written as latin1.
+    const ascii = isAscii(bytes);
+    if (!ascii && !isUtf8(bytes)) bytes = Buffer.from(bytes.toString('utf8'), 'utf8');
+    const text = ascii ? bytes.toString('latin1') : bytes.toString('utf8');
     const offset = this.offset;
     this.offset += bytes.length;
     this.ring.push(bytes);
@@ -226,8 +229,8 @@ class SessionActor {
     this.screen.feed(bytes);
     const frameText = outputFrameText(this.task.sessionId, offset, text);
     // A non-pooled buffer, so its ArrayBuffer can be transferred instead of copied.
-    const frame = Buffer.allocUnsafeSlow(Buffer.byteLength(frameText));
-    frame.write(frameText, 'utf8');
+    const frame = Buffer.allocUnsafeSlow(ascii ? frameText.length : Buffer.byteLength(frameText));
+    frame.write(frameText, ascii ? 'latin1' : 'utf8');
     this.post({ t: 'out', offset, length: bytes.length, frame }, [frame.buffer as ArrayBuffer]);
     if (!this.paused && this.offset - this.acked > FLOW_HIGH_BYTES && this.pty && !this.pty.exited) {
       this.paused = true;
