@@ -134,6 +134,11 @@ export const startProject: StartSide = async ({ dir, maxSessions, nodeArgs }) =>
       LOG_LEVEL: 'info',
       // The benchmark creates sessions far faster than a builder would.
       RATE_LIMIT_SESSIONS_PER_MIN: '0',
+      // One driver process reads all 20 fan-out viewers on a shared 2-core machine; with the
+      // default 4 MiB it sometimes falls behind and is cut (4008, by design). The baseline
+      // buffers without limit, so the project gets a large budget too: throughput, not the
+      // slow-viewer policy (tested in test/slow-viewer.test.ts), is measured here.
+      WS_MAX_BACKPRESSURE: String(64 * 1024 * 1024),
       RATE_LIMIT_EXPENSIVE_PER_MIN: '0',
     },
   });
