@@ -8,8 +8,11 @@
  * before it runs: it is started through `/bin/sh -c 'echo $$ > <cgroup.procs>; exec agent…'`,
  * so there is no window in which it could fork outside.
  */
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+
+/** A session cgroup of another node is swept only when empty and older than this. */
+const STALE_CGROUP_MS = 60_000;
 
 /** The cgroup2 mount (pure v2, or the unified part of a hybrid setup) with cgroup.kill. */
 function cgroup2Mount(): string | undefined {
@@ -35,9 +38,43 @@ export function nodeCgroupBase(nodeId: string): string | undefined {
     mkdirSync(probe, { recursive: true });
     const ok = existsSync(path.join(probe, 'cgroup.kill'));
     rmdirSync(probe);
+    if (ok) sweepEmptySiblings(base);
     return ok ? base : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Node folders left by nodes that are gone (killed, or tests): remove the empty ones. A
+ * folder with session cgroups inside cannot be removed (rmdir refuses), so a live node on
+ * the same host keeps its own; one that is merely empty recreates it when it needs it.
+ */
+function sweepEmptySiblings(base: string): void {
+  const parent = path.dirname(base);
+  let names: string[] = [];
+  try {
+    names = readdirSync(parent, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const dir = path.join(parent, n);
+    if (dir === base) continue;
+    // Session cgroups of a gone node: empty of processes and not brand new.
+    for (const id of leftoverCgroups(dir)) {
+      const sub = path.join(dir, id);
+      try {
+        if (cgroupPids(sub).length === 0 && Date.now() - statSync(sub).mtimeMs > STALE_CGROUP_MS) rmdirSync(sub);
+      } catch {
+        // In use, or gone.
+      }
+    }
+    try {
+      rmdirSync(dir);
+    } catch {
+      // Not empty (a live node's sessions) or already gone.
+    }
   }
 }
 
