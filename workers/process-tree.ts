@@ -83,12 +83,10 @@ export async function signalAgent(leaderPid: number, signals: NodeJS.Signals | N
   // With a cgroup the kernel keeps the list: no scan, and nothing escapes it.
   const pids = cgroup ? cgroupPids(cgroup) : await agentProcesses(leaderPid);
   const found = pids.length;
-  let n = 0;
   for (const signal of Array.isArray(signals) ? signals : [signals]) {
     for (const pid of pids) {
       try {
         process.kill(pid, signal);
-        n++;
       } catch {
         // Already gone.
       }
@@ -99,7 +97,6 @@ export async function signalAgent(leaderPid: number, signals: NodeJS.Signals | N
       // No such group any more.
     }
   }
-  void n;
   return found;
 }
 

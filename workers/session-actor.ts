@@ -29,8 +29,6 @@ const FLOW_HIGH_BYTES = 8 * 1024 * 1024;
 const FLOW_LOW_BYTES = 2 * 1024 * 1024;
 /** A killed agent gets this long after SIGHUP/SIGTERM before SIGKILL. */
 const KILL_GRACE_MS = 2000;
-/** After a fatal worker error, how long the SIGKILLed agents get to report exit before the thread ends. */
-const FATAL_DRAIN_MS = 1000;
 /** How often per-session CPU and RSS are sampled for metrics. */
 const USAGE_SAMPLE_MS = 5000;
 
@@ -62,7 +60,6 @@ class SessionActor {
   private error: string | undefined;
   private done!: (value: void) => void;
   readonly finished: Promise<void>;
-  private exitInfo: PtyExit | undefined;
 
   constructor(private readonly port: MessagePort, private readonly task: ActorTask['spec']) {
     this.offset = task.baseOffset;
@@ -227,15 +224,23 @@ class SessionActor {
     this.ring.push(bytes);
     this.log.write(bytes);
     this.screen.feed(bytes);
-    const frameText = outputFrameText(this.task.sessionId, offset, text);
-    // A non-pooled buffer, so its ArrayBuffer can be transferred instead of copied.
-    const frame = Buffer.allocUnsafeSlow(ascii ? frameText.length : Buffer.byteLength(frameText));
-    frame.write(frameText, ascii ? 'latin1' : 'utf8');
+    const frame = this.frame(offset, text, ascii);
     this.post({ t: 'out', offset, length: bytes.length, frame }, [frame.buffer as ArrayBuffer]);
     if (!this.paused && this.offset - this.acked > FLOW_HIGH_BYTES && this.pty && !this.pty.exited) {
       this.paused = true;
       this.pty.pause();
     }
+  }
+
+  /**
+   * A ready-to-send `output` frame in a non-pooled buffer, so its ArrayBuffer can be
+   * transferred instead of copied. ASCII text is written one byte per character.
+   */
+  private frame(offset: number, text: string, ascii: boolean): Buffer {
+    const json = outputFrameText(this.task.sessionId, offset, text);
+    const b = Buffer.allocUnsafeSlow(ascii ? json.length : Buffer.byteLength(json));
+    b.write(json, ascii ? 'latin1' : 'utf8');
+    return b;
   }
 
   private replay(reqId: number, since: number | undefined): void {
@@ -250,16 +255,8 @@ class SessionActor {
       bytes = bytes.subarray(skip);
       from += skip;
     }
-    let frame: Uint8Array | null = null;
-    const transfer: ArrayBuffer[] = [];
-    if (bytes.length > 0) {
-      const text = outputFrameText(this.task.sessionId, from, bytes.toString('utf8'));
-      const b = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
-      b.write(text, 'utf8');
-      frame = b;
-      transfer.push(b.buffer as ArrayBuffer);
-    }
-    this.post({ t: 'replay', reqId, offset: from, end, gap, frame }, transfer);
+    const frame = bytes.length > 0 ? this.frame(from, bytes.toString('utf8'), false) : null;
+    this.post({ t: 'replay', reqId, offset: from, end, gap, frame }, frame ? [frame.buffer as ArrayBuffer] : []);
   }
 
   /** Screen-mode attach: the serialized screen, then the bytes output since it was taken. */
@@ -270,16 +267,8 @@ class SessionActor {
     const end = this.ring.end;
     const from = Math.max(snap.offset, this.ring.start);
     const bytes = this.ring.slice(from);
-    let frame: Uint8Array | null = null;
-    const transfer: ArrayBuffer[] = [];
-    if (bytes.length > 0) {
-      const text = outputFrameText(this.task.sessionId, from, bytes.toString('utf8'));
-      const b = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
-      b.write(text, 'utf8');
-      frame = b;
-      transfer.push(b.buffer as ArrayBuffer);
-    }
-    this.post({ t: 'replay', reqId, offset: snap.offset, end, gap: from !== snap.offset, frame, screen: { data: snap.data, cols: snap.cols, rows: snap.rows } }, transfer);
+    const frame = bytes.length > 0 ? this.frame(from, bytes.toString('utf8'), false) : null;
+    this.post({ t: 'replay', reqId, offset: snap.offset, end, gap: from !== snap.offset, frame, screen: { data: snap.data, cols: snap.cols, rows: snap.rows } }, frame ? [frame.buffer as ArrayBuffer] : []);
   }
 
   private async sampleUsage(): Promise<void> {
@@ -327,7 +316,6 @@ class SessionActor {
   }
 
   private async onExit(e: PtyExit): Promise<void> {
-    this.exitInfo = e;
     if (this.killTimer) clearTimeout(this.killTimer);
     if (this.usageTimer) clearInterval(this.usageTimer);
     this.flush(true);
@@ -360,10 +348,6 @@ class SessionActor {
     this.port.close();
     this.done();
   }
-
-  get exit(): PtyExit | undefined {
-    return this.exitInfo;
-  }
 }
 
 /**
@@ -377,13 +361,13 @@ process.on('uncaughtException', (err) => {
   fatal = true;
   const actors = [...liveActors];
   void Promise.all(actors.map((a) => a.workerFatal(err)))
-    .then(() => Promise.race([Promise.all(actors.map((a) => a.finished)), new Promise((r) => setTimeout(r, FATAL_DRAIN_MS))]))
+    .then(() => Promise.all(actors.map((a) => a.finished)))
     .then(() => {
-      // Every agent of this thread is dead and reported: now the thread may end. (A rethrow
-      // from here is not reliable: after a handled uncaught exception this worker stops
-      // running ticks and timers; measured, see docs/architecture.md.)
-      process.exitCode = 1;
-      process.exit(1);
+      // Every agent of this thread was SIGKILLed and has reported its exit: no pty is live,
+      // so ending the thread is safe (DESIGN §1). A rethrow would not end it: after a handled
+      // uncaught exception this worker stops running ticks and timers (docs/architecture.md).
+      // Until then it keeps draining and refuses new sessions; it never exits with a live pty.
+      if (liveActors.size === 0) process.exit(1);
     });
 });
 

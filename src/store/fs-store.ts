@@ -183,16 +183,6 @@ export class FsStore implements Store {
   }
 }
 
-/** fsync a file (used by callers that need durability of an append). */
-export async function fsyncFile(file: string): Promise<void> {
-  const fh = await open(file, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Temp files of writes cut short by a crash are older than this when swept. */
 const STALE_TEMP_MS = 60_000;
 

@@ -9,6 +9,7 @@ import type { Bus } from '../bus/bus.js';
 import type { Metrics } from '../metrics.js';
 import { ensureWorkspace } from '../workspace/paths.js';
 import { signalAgent } from '../../workers/process-tree.js';
+import { alignToCharStart } from '../../workers/replay-ring.js';
 import { killCgroup, leftoverCgroups, nodeCgroupBase, removeCgroup } from '../../workers/cgroup.js';
 import { ActorPool, type ActorHandle } from './actor-pool.js';
 import { buildAgentEnv } from './agent-env.js';
@@ -166,6 +167,15 @@ export class Supervisor {
   /** This node's cgroup base, when cgroups can hold sessions here (workers/cgroup.ts). */
   private cgroupBase: string | undefined;
 
+  /**
+   * End every process of a session from here (its worker died, or shutdown ran out of time):
+   * through its cgroup when sessions have them, else by scanning for its process tree.
+   */
+  private async reapAgent(r: SessionRecord): Promise<void> {
+    if (this.cgroupBase) await this.reapCgroup(r.id);
+    else if (r.pid) await signalAgent(r.pid, 'SIGKILL').catch(() => 0);
+  }
+
   /** End every process of a session's cgroup and remove it (worker death, boot, shutdown). */
   private async reapCgroup(sessionId: string): Promise<void> {
     if (!this.cgroupBase) return;
@@ -195,7 +205,7 @@ export class Supervisor {
         r.endedAt = new Date().toISOString();
         // The agent may have outlived the node that owned it: end it, but only if that pid
         // still is this session's agent (its environment names the session).
-        if (r.pid && (await isAgentOf(r.pid, r.id))) await signalAgent(r.pid, 'SIGKILL').catch(() => 0);
+        if (!this.cgroupBase && r.pid && (await isAgentOf(r.pid, r.id))) await signalAgent(r.pid, 'SIGKILL').catch(() => 0);
         await this.persist(r);
         await this.job(r, `marked lost at boot (was ${was})`);
         this.deps.log.warn('session lost at boot', { sessionId: r.id, was });
@@ -250,14 +260,16 @@ export class Supervisor {
     return out;
   }
 
+  /**
+   * Sessions starting or running. Kept as a set (entered in `startOnce`, left in
+   * `setEnded`) so admission does not walk every record this node ever had.
+   */
+  private readonly active = new Set<SessionRecord>();
+
   counts(): { running: number; starting: number; queued: number; total: number } {
     let running = 0;
-    let starting = 0;
-    for (const r of this.records.values()) {
-      if (r.status === 'running') running++;
-      else if (r.status === 'starting') starting++;
-    }
-    return { running, starting, queued: this.queue.size, total: this.records.size };
+    for (const r of this.active) if (r.status === 'running') running++;
+    return { running, starting: this.active.size - running, queued: this.queue.size, total: this.records.size };
   }
 
   lastActivity(id: string): number | undefined {
@@ -587,10 +599,9 @@ export class Supervisor {
     let from = since === undefined ? ring.start : Math.min(Math.max(since, ring.start), end);
     const gap = since !== undefined && since < ring.start;
     let bytes = ring.bytes.subarray(from - ring.start);
-    while (bytes.length && (bytes[0]! & 0xc0) === 0x80) {
-      bytes = bytes.subarray(1);
-      from++;
-    }
+    const skip = alignToCharStart(bytes);
+    bytes = bytes.subarray(skip);
+    from += skip;
     const frame = bytes.length ? outputFrameText(r.id, from, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8')) : null;
     return { offset: from, end, gap, frame, status: r.status };
   }
@@ -717,6 +728,7 @@ export class Supervisor {
     l.ring = undefined;
     l.ackedAt = r.outputOffset;
     r.status = 'starting';
+    this.active.add(r);
     r.exitCode = null;
     r.signal = null;
     r.reason = null;
@@ -905,8 +917,7 @@ export class Supervisor {
     l.actor?.close();
     l.actor = undefined;
     l.run++;
-    if (r.pid && r.status === 'running') await signalAgent(r.pid, 'SIGKILL').catch(() => 0);
-    await this.reapCgroup(r.id);
+    if (r.status === 'running') await this.reapAgent(r);
     this.ports.release(r.port);
     for (const [, cb] of l.replays) cb({ offset: r.outputOffset, end: r.outputOffset, gap: true, frame: null, status: 'crashed' });
     l.replays.clear();
@@ -937,6 +948,7 @@ export class Supervisor {
 
   private async setEnded(r: SessionRecord, status: SessionStatus, reason: string): Promise<void> {
     r.status = status;
+    this.active.delete(r);
     r.reason = reason;
     r.endedAt = new Date().toISOString();
     r.port = null;
@@ -1069,8 +1081,7 @@ export class Supervisor {
     const waits = live.map((r) => this.terminate(r.id, 'killed', 'server shutdown'));
     await Promise.race([Promise.all(waits), new Promise((resolve) => setTimeout(resolve, deadlineMs))]);
     for (const r of live) {
-      if (!isTerminal(r.status) && r.pid) await signalAgent(r.pid, 'SIGKILL').catch(() => 0);
-      if (!isTerminal(r.status)) await this.reapCgroup(r.id);
+      if (!isTerminal(r.status)) await this.reapAgent(r);
     }
     // Give the actors a moment to observe the exits and resolve their tasks.
     await Promise.race([

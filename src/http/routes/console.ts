@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { contentType } from '../../workspace/content-types.js';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,19 +29,6 @@ const PAGE_CACHE = 'no-cache';
 /** Compressing below this size costs more than it saves. */
 const GZIP_MIN_BYTES = 1024;
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.woff2': 'font/woff2',
-  '.txt': 'text/plain; charset=utf-8',
-};
 
 interface Asset {
   body: Buffer;
@@ -65,7 +53,7 @@ export async function findConsoleDir(): Promise<string | undefined> {
 
 async function loadAsset(file: string): Promise<Asset> {
   const body = await readFile(file);
-  const type = TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream';
+  const type = contentType(file);
   const compressible = /^(text\/|application\/json|image\/svg)/.test(type) && body.length >= GZIP_MIN_BYTES;
   const gz = compressible ? await gzip(body, { level: zlibConstants.Z_BEST_COMPRESSION }) : undefined;
   const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`;

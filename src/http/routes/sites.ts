@@ -4,7 +4,8 @@ import { AppError } from '../../errors.js';
 import type { ServerParts } from '../../server.js';
 import { assertName } from '../../validate.js';
 import { siteLink } from '../../deploy/providers/local.js';
-import { contentType, lookupSiteFile } from '../../deploy/site-files.js';
+import { lookupSiteFile } from '../../deploy/site-files.js';
+import { contentType } from '../../workspace/content-types.js';
 import type { HttpContext } from '../context.js';
 
 /** Files up to this size are read whole and sent with a Content-Length; bigger ones are streamed. */
