@@ -113,7 +113,7 @@ describe('bench harness (tiny sizes)', () => {
       'echo-latency': ['pings', 'p50Ms', 'p95Ms', 'p99Ms', 'maxMs', 'pingsPerS'],
       fanout: ['mbpsPerViewer', 'mbpsAggregate', 'cpuSPerGB', 'lostAtExitBytes'],
       'spawn-rate': ['sessions', 'perS', 'createP99Ms'],
-      rest: ['listReqPerS', 'listP99Ms', 'listErrors'],
+      rest: ['listReqPerS', 'listP99Ms', 'listErrors', 'patchReqPerS', 'patchP99Ms', 'patchErrors'],
     };
     for (const [name, want] of Object.entries(keys)) {
       const r = results.get(name)!;
@@ -129,10 +129,19 @@ describe('bench harness (tiny sizes)', () => {
     expect(results.get('idle-conns')!.project!.median.sockets).toBe(results.get('idle-conns')!.sizes.sockets);
     expect(results.get('idle-conns')!.baseline!.median.sockets).toBe(results.get('idle-conns')!.sizes.sockets);
     expect(results.get('echo-latency')!.project!.median.pings).toBe(results.get('echo-latency')!.sizes.sessions! * results.get('echo-latency')!.sizes.pings!);
-    // The planner half of `rest` waits for the workspace issue: said, not faked.
-    expect(results.get('rest')!.pending).toMatch(/workspace issue/);
-    expect(results.get('rest')!.row).toMatch(/workspace issue/);
-    expect(results.get('rest')!.project!.median.listErrors).toBe(0);
+    // Both halves of `rest` ran, every request answered 2xx, no planner write was lost.
+    const rest = results.get('rest')!;
+    expect(rest.pending).toBeUndefined();
+    expect(rest.row).toMatch(/PATCH card/);
+    for (const side of [rest.project!, rest.baseline!]) {
+      expect(side.median.listErrors).toBe(0);
+      expect(side.median.patchErrors).toBe(0);
+      expect(side.runs[0]!.check!.lostUpdates).toBe(0);
+    }
+    // The echo and spawn ceilings are measured, not assumed.
+    for (const [name, k] of [['echo-latency', 'ceilingPingsPerS'], ['spawn-rate', 'ceilingPerS']] as const) {
+      expect(results.get(name)!.baseline!.median[k], `${name}.${k}`).toBeGreaterThan(0);
+    }
   });
 
   it('measures the physical limits, and the byte checker passes a lossless stream', () => {

@@ -5,8 +5,12 @@ import path from 'node:path';
 export const CONSOLE_LOG_MAX_BYTES = 8 * 1024 * 1024;
 /** Most output waiting for the disk before the log starts skipping (bounded memory). */
 const LOG_BACKLOG_MAX_BYTES = 32 * 1024 * 1024;
-/** Output is written in batches: at most this long after it arrived... */
-const LOG_BATCH_MS = 50;
+/**
+ * Output is written in batches: at most this long after it arrived... (each batch is a trip
+ * to libuv's pool and back; at 50 ms, 50 chatty sessions made a thousand of them a second,
+ * a fifth of the wake-ups of an interactive echo benchmark. `logs` may lag this much.)
+ */
+const LOG_BATCH_MS = 200;
 /** ...or as soon as this much is waiting. */
 const LOG_BATCH_BYTES = 1024 * 1024;
 

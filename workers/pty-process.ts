@@ -11,6 +11,7 @@ import path from 'node:path';
 import * as pty from 'node-pty';
 import { signalAgent } from './process-tree.js';
 import { agentArgv, killCgroup } from './cgroup.js';
+import { PtyWriter } from './pty-writer.js';
 
 export interface PtySpec {
   /** The session's cgroup (workers/cgroup.ts), when the machine has them. */
@@ -133,9 +134,12 @@ function wrap(term: pty.IPty, cgroup: string | undefined): PtyProcess {
   let exited = false;
   const pid = term.pid;
   const drain = drainBeforeDestroy(term, pid, cgroup);
+  const fd = (term as unknown as { fd?: number }).fd;
+  const writer = typeof fd === 'number' && drain.tracked ? new PtyWriter(fd, () => !exited && drain.fdOpen) : undefined;
   const exitCbs: Array<(e: PtyExit) => void> = [];
   term.onExit(({ exitCode, signal }) => {
     exited = true;
+    writer?.dispose();
     const sigName = signal ? (SIGNAL_NAMES.get(signal) ?? String(signal)) : null;
     const e: PtyExit = { exitCode: sigName ? null : exitCode, signal: sigName };
     for (const cb of exitCbs) cb(e);
@@ -155,7 +159,9 @@ function wrap(term: pty.IPty, cgroup: string | undefined): PtyProcess {
       exitCbs.push(cb);
     },
     write: (data) => {
-      if (!exited) term.write(data);
+      if (exited) return;
+      if (writer) writer.write(data);
+      else term.write(data);
     },
     resize: (cols, rows) => {
       if (exited) return;
@@ -202,8 +208,10 @@ function wrap(term: pty.IPty, cgroup: string | undefined): PtyProcess {
  * the exit. node-pty's own fallback — destroying the socket 200 ms after the exit, unread
  * data and all — is intercepted; a real destroy happens only after EXIT_DRAIN_MAX_MS.
  */
-function drainBeforeDestroy(term: pty.IPty, pid: number, cgroup: string | undefined): { readonly reaped: boolean; lone: boolean } {
-  const state = { reaped: false, lone: false };
+function drainBeforeDestroy(term: pty.IPty, pid: number, cgroup: string | undefined): { readonly reaped: boolean; lone: boolean; readonly fdOpen: boolean; readonly tracked: boolean } {
+  // fdOpen turns false before the master fd can close: a write after that could land in a
+  // reused descriptor.
+  const state = { reaped: false, lone: false, fdOpen: true, tracked: false };
   type Sock = { destroy: (...a: unknown[]) => unknown; resume: () => void; once: (e: string, f: () => void) => void };
   const t = term as unknown as { _socket?: Sock; _pty?: string; once?: (e: string, l: (...a: unknown[]) => void) => void };
   const sock = t._socket;
@@ -226,15 +234,22 @@ function drainBeforeDestroy(term: pty.IPty, pid: number, cgroup: string | undefi
     releaseSlave();
     return state;
   }
-  const realDestroy = sock.destroy.bind(sock);
+  state.tracked = true;
+  const destroySock = sock.destroy.bind(sock);
+  const realDestroy = (...args: unknown[]) => {
+    state.fdOpen = false;
+    return destroySock(...args);
+  };
   let closed = false;
   let ended = false;
   let draining = false;
   sock.once('end', () => {
     ended = true;
+    state.fdOpen = false;
   });
   sock.once('close', () => {
     closed = true;
+    state.fdOpen = false;
     releaseSlave();
   });
   const startDrain = () => {

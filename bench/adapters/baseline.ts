@@ -172,6 +172,11 @@ export const startBaseline: StartSide = async ({ dir, nodeArgs }) => {
       if (r.status !== 200) throw new Error(`delete session: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
     },
     connect: () => connectSocketIo(url, token),
+    async seedPlanner(projectName, cards) {
+      const r = await call(`${url}/api/planner/${BENCH_ORG}/${projectName}`, 'PUT', token, { cards });
+      if (r.status !== 200) throw new Error(`seed planner: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+    },
+    cardUrl: (projectName, cardId) => `${url}/api/planner/${BENCH_ORG}/${projectName}/cards/${cardId}`,
   };
   return s;
 };

@@ -160,6 +160,18 @@ export const startProject: StartSide = async ({ dir, maxSessions, nodeArgs }) =>
       if (r.status !== 200) throw new Error(`delete session: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
     },
     connect: () => connectWs(wsUrl),
+    async seedPlanner(projectName, cards) {
+      const put = () => call(`${url}/api/planner/${BENCH_ORG}/${projectName}`, 'PUT', token, { cards });
+      let r = await put();
+      if (r.status === 404) {
+        // No workspace yet (no session ran in it): create it the API's way, then replace.
+        const d = await call(`${url}/api/dev-envs`, 'POST', token, { orgId: BENCH_ORG, projectName, description: 'bench' });
+        if (d.status !== 201) throw new Error(`create workspace: ${d.status} ${JSON.stringify(d.body).slice(0, 300)}`);
+        r = await put();
+      }
+      if (r.status !== 200) throw new Error(`seed planner: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+    },
+    cardUrl: (projectName, cardId) => `${url}/api/planner/${BENCH_ORG}/${projectName}/cards/${cardId}`,
   };
   return s;
 };

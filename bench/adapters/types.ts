@@ -41,6 +41,20 @@ export interface ServerUnderTest {
   /** End a session; resolves when the server answers (both sides wait for the agent's exit). */
   deleteSession(id: string): Promise<void>;
   connect(): Promise<Viewer>;
+  /** Replace the bench org's planner of `projectName` with `cards` (creating the workspace if needed). */
+  seedPlanner(projectName: string, cards: PlannerCard[]): Promise<void>;
+  /** Where `PATCH` (JSON card fields) changes one card of that planner. */
+  cardUrl(projectName: string, cardId: string): string;
+}
+
+/** A planner card as both sides accept it (DESIGN §7). */
+export interface PlannerCard {
+  id: string;
+  title: string;
+  status?: string;
+  description?: string;
+  criteria?: Array<{ id: string; text: string; done?: boolean }>;
+  [extra: string]: unknown;
 }
 
 export interface StartSide {

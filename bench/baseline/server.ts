@@ -8,6 +8,8 @@
  * Protocol (its own, not the project's):
  *   REST  POST /api/sessions {projectName, command: string | argv, cols?, rows?} → 201 {id, status, pid}
  *         GET /api/sessions · GET/DELETE /api/sessions/:id · POST /api/sessions/:id/input {data}
+ *         GET/PUT /api/planner/:orgId/:projectName ({cards}) · PATCH …/cards/:cardId (card fields)
+ *         → 200 {version, card} / the document, with ETag: "<version>"
  *   Socket.IO (auth: {token})
  *         → attach {sessionId, since?} (ack {offset, status, gap?})  · detach · input · resize
  *         ← output {sessionId, offset, data} · exit {sessionId, exitCode, signal, status}
@@ -17,6 +19,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -233,6 +236,108 @@ app.delete('/api/sessions/:id', auth, async (req, res) => {
     clearTimeout(t);
   }
   res.json(view(s));
+});
+
+/*
+ * Planner: `.vibe/planner.json` in the workspace, read, changed and written back whole.
+ * The project writes it atomically (temp file, fsync, rename) with group commit; this does
+ * what typical code does: fs.promises.writeFile, no fsync. Writes to one file go through a
+ * promise chain, as an app that wants concurrent PATCHes not to lose updates would do.
+ */
+interface PlannerDoc {
+  version: number;
+  updatedAt: string;
+  cards: Array<Record<string, unknown> & { id: string }>;
+  [k: string]: unknown;
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const plannerChains = new Map<string, Promise<unknown>>();
+
+function plannerFile(req: Request, res: Response): string | undefined {
+  const { orgId, projectName } = req.params as { orgId: string; projectName: string };
+  const u = res.locals.user as User;
+  if (!NAME_RE.test(orgId) || !NAME_RE.test(projectName)) return void res.status(400).json({ error: 'bad name' });
+  if (!u.admin && u.orgId !== orgId) return void res.status(403).json({ error: 'forbidden' });
+  return path.join(workspaces, orgId, projectName, '.vibe', 'planner.json');
+}
+
+async function readPlanner(file: string): Promise<PlannerDoc> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as PlannerDoc;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { version: 0, updatedAt: new Date(0).toISOString(), cards: [] };
+    throw err;
+  }
+}
+
+/** Run `job` after the writes queued before it on the same file. */
+function serialized<T>(file: string, job: () => Promise<T>): Promise<T> {
+  const run = (plannerChains.get(file) ?? Promise.resolve()).then(job);
+  const tail = run.catch(() => {});
+  plannerChains.set(file, tail);
+  void tail.then(() => plannerChains.get(file) === tail && plannerChains.delete(file));
+  return run;
+}
+
+async function savePlanner(file: string, doc: PlannerDoc): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, JSON.stringify(doc, null, 2) + '\n');
+}
+
+app.get('/api/planner/:orgId/:projectName', auth, async (req, res) => {
+  const file = plannerFile(req, res);
+  if (!file) return;
+  try {
+    const doc = await readPlanner(file);
+    res.set('ETag', `"${doc.version}"`).json(doc);
+  } catch (err) {
+    res.status(500).json({ error: (err as Error).message });
+  }
+});
+
+app.put('/api/planner/:orgId/:projectName', auth, async (req, res) => {
+  const file = plannerFile(req, res);
+  if (!file) return;
+  const body = req.body as Partial<PlannerDoc> | undefined;
+  if (!body || !Array.isArray(body.cards) || !body.cards.every((c) => c && typeof c.id === 'string' && NAME_RE.test(c.id))) {
+    return void res.status(400).json({ error: 'cards must be an array of cards with ids' });
+  }
+  try {
+    const doc = await serialized(file, async () => {
+      const cur = await readPlanner(file);
+      const next: PlannerDoc = { ...body, version: cur.version + 1, updatedAt: new Date().toISOString(), cards: body.cards! };
+      await savePlanner(file, next);
+      return next;
+    });
+    res.set('ETag', `"${doc.version}"`).json(doc);
+  } catch (err) {
+    res.status(500).json({ error: (err as Error).message });
+  }
+});
+
+app.patch('/api/planner/:orgId/:projectName/cards/:cardId', auth, async (req, res) => {
+  const file = plannerFile(req, res);
+  if (!file) return;
+  const cardId = req.params.cardId!;
+  const fields = (req.body ?? {}) as Record<string, unknown>;
+  if (fields.id !== undefined && fields.id !== cardId) return void res.status(400).json({ error: 'id cannot change' });
+  try {
+    const out = await serialized(file, async () => {
+      const doc = await readPlanner(file);
+      const card = doc.cards.find((c) => c.id === cardId);
+      if (!card) return undefined;
+      Object.assign(card, fields);
+      doc.version += 1;
+      doc.updatedAt = new Date().toISOString();
+      await savePlanner(file, doc);
+      return { version: doc.version, card };
+    });
+    if (!out) return void res.status(404).json({ error: 'card not found' });
+    res.set('ETag', `"${out.version}"`).json(out);
+  } catch (err) {
+    res.status(500).json({ error: (err as Error).message });
+  }
 });
 
 io.use((socket, next) => {

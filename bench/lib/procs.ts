@@ -231,6 +231,28 @@ export function mainThreadCpuSeconds(pid: number): number {
   }
 }
 
+/** CPU seconds per thread name (comm: node, libuv-worker, V8Worker…), summed over a process's threads. */
+export function threadCpuSeconds(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = tid === String(pid) ? 'main' : st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      out[name] = (out[name] ?? 0) + (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return out;
+}
+
 /** CPU seconds (user + system, all threads) a process has used so far. */
 export function cpuSeconds(pid: number): number {
   const f = statFields(pid);
@@ -284,6 +306,8 @@ export class Probe {
   private cpuMark = 0;
   private mainMark = 0;
   private driverMark = process.cpuUsage();
+  private machineMark = machineCpu();
+  private threadMark: Record<string, number> = {};
 
   /** Without a child, only the machine and the driver are measured. */
   constructor(private readonly child: Child | undefined, everyMs = 250) {
@@ -304,6 +328,21 @@ export class Probe {
     this.cpuMark = this.child ? cpuSeconds(this.child.pid) : 0;
     this.mainMark = this.child ? mainThreadCpuSeconds(this.child.pid) : 0;
     this.driverMark = process.cpuUsage();
+    this.machineMark = machineCpu();
+    this.threadMark = this.child ? threadCpuSeconds(this.child.pid) : {};
+  }
+
+  /**
+   * Where the CPU went since `mark()`: the server's threads by name (threads that ended in
+   * between are missing), and the whole machine's busy CPU seconds (every core), so what the
+   * agents and the kernel used is visible as machine − server − driver.
+   */
+  breakdown(): { threads: Record<string, number>; machineCpuS: number } {
+    const now = this.child ? threadCpuSeconds(this.child.pid) : {};
+    const threads: Record<string, number> = {};
+    for (const [k, v] of Object.entries(now)) threads[k] = round(v - (this.threadMark[k] ?? 0), 2);
+    const m = machineCpu();
+    return { threads, machineCpuS: round((m.busy - this.machineMark.busy) / CLK_TCK, 2) };
   }
 
   /** Server (all threads, and its main thread alone) and driver CPU seconds since `mark()`. */

@@ -79,6 +79,9 @@ export function groupsFrom(r: ResultsFile): Group[] {
   }
   pair('Spawn + kill rate', 'sessions/s', 'higher', 'spawn-rate', 'perS');
   pair('REST: GET /api/sessions under autocannon', 'req/s', 'higher', 'rest', 'listReqPerS');
+  if ('patchReqPerS' in med('rest', 'project') || 'patchReqPerS' in med('rest', 'baseline')) {
+    pair('REST: planner card PATCH under autocannon', 'req/s', 'higher', 'rest', 'patchReqPerS');
+  }
   return groups;
 }
 

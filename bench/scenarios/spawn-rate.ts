@@ -3,6 +3,7 @@
  * the pty runs) and then deleted (answer once the agent has exited). Sessions per second
  * over the whole phase, create and delete latency percentiles.
  */
+import { availableParallelism } from 'node:os';
 import { fmt, pool, ratio, withServer, type ScenarioDef } from '../lib/scenario.js';
 import { percentile, sortNumbers } from '../lib/stats.js';
 
@@ -34,6 +35,7 @@ export const spawnRate: ScenarioDef = {
       });
       const wall = (performance.now() - t0) / 1000;
       const cpu = probe.since();
+      const where = probe.breakdown();
       const cs = sortNumbers(createMs);
       const ds = sortNumbers(deleteMs);
       const r2 = (x: number) => Math.round(x * 100) / 100;
@@ -49,6 +51,13 @@ export const spawnRate: ScenarioDef = {
           serverCpuS: r2(cpu.serverCpuS),
           serverMainCpuS: r2(cpu.serverMainCpuS),
           serverCpuMsPerSession: r2((cpu.serverCpuS * 1000) / Math.max(1, deleteMs.length)),
+          machineCpuS: where.machineCpuS,
+          driverCpuS: r2(cpu.driverCpuS),
+          // The ceiling: sessions/s if the server cost nothing (fork, exec and exit of the
+          // agent, the kernel's pty work and the driver stay).
+          outsideCpuMsPerSession: r2(((where.machineCpuS - cpu.serverCpuS) * 1000) / Math.max(1, deleteMs.length)),
+          ceilingPerS: r2((deleteMs.length * availableParallelism()) / Math.max(0.01, where.machineCpuS - cpu.serverCpuS)),
+          ...Object.fromEntries(Object.entries(where.threads).map(([k, v]) => [`threadCpuS:${k}`, v])),
         },
         errors,
       };
@@ -58,9 +67,15 @@ export const spawnRate: ScenarioDef = {
     const b = r.baseline?.median ?? {};
     const ratios = { perS: ratio(p.perS, b.perS), createP99: ratio(p.createP99Ms, b.createP99Ms) };
     const met = Number.isFinite(ratios.perS) ? ratios.perS >= 2 : null;
-    const targets = [{ figure: 'spawn+kill per s', target: '≥ 2× baseline', value: `${fmt(p.perS)} /s (${fmt(ratios.perS, 2)}×)`, met }];
+    // Measured in the baseline's runs (the project's agents also pass through `sh` to join
+    // their cgroup, which counts against the project's own figure, not the machine's).
+    const ceiling = b.ceilingPerS ?? p.ceilingPerS ?? NaN;
+    const wanted = 2 * (b.perS ?? NaN);
+    const beyond = Number.isFinite(ceiling) && wanted > ceiling ? `; 2× baseline = ${fmt(wanted)}/s is above this machine's ceiling of ${fmt(ceiling)}/s` : '';
+    const targets = [{ figure: 'spawn+kill per s', target: '≥ 2× baseline', value: `${fmt(p.perS)} /s (${fmt(ratios.perS, 2)}×)${beyond}`, met }];
     const cell = (m: typeof p) => `${fmt(m.perS)} sessions/s · create p99 ${fmt(m.createP99Ms)} ms · delete p99 ${fmt(m.deleteP99Ms)} ms`;
-    const row = `| spawn-rate | ${cell(p)} | ${cell(b)} | — | sessions/s ${fmt(ratios.perS, 2)}× · create p99 ${fmt(ratios.createP99, 2)}× | ${met === null ? 'n/a' : met ? 'met' : 'missed'} |`;
+    const limit = Number.isFinite(ceiling) ? `ceiling ${fmt(ceiling)} sessions/s (server at zero cost: ${fmt(b.outsideCpuMsPerSession ?? p.outsideCpuMsPerSession)} ms CPU per session outside it)` : '—';
+    const row = `| spawn-rate | ${cell(p)} | ${cell(b)} | ${limit} | sessions/s ${fmt(ratios.perS, 2)}× · create p99 ${fmt(ratios.createP99, 2)}× | ${met === null ? 'n/a' : met ? 'met' : 'missed'} |`;
     return { ratios, targets, row };
   },
 };
