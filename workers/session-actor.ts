@@ -16,6 +16,7 @@ import { ScreenMirror } from './screen-mirror.js';
 import { createCgroup, killCgroup, removeCgroup } from './cgroup.js';
 import { launchPipes } from './pipe-process.js';
 import { AcpClient } from './acp-client.js';
+import { outbox } from './outbox.js';
 
 /** Flush output at most this long after the first byte of a burst: latency vs. message count. */
 const COALESCE_MS = 4;
@@ -52,7 +53,8 @@ class SessionActor {
   private carry: Buffer | undefined;
   private pendingBytes = 0;
   private flushTimer: NodeJS.Timeout | undefined;
-  private flushImmediate: NodeJS.Immediate | undefined;
+  /** Marked dirty in the thread's outbox: flushed at the end of this loop turn. */
+  private flushQueued = false;
   private lastFlushAt = 0;
   private usageTimer: NodeJS.Timeout | undefined;
   private killTimer: NodeJS.Timeout | undefined;
@@ -61,7 +63,7 @@ class SessionActor {
   private done!: (value: void) => void;
   readonly finished: Promise<void>;
 
-  constructor(private readonly port: MessagePort, private readonly task: ActorTask['spec']) {
+  constructor(private readonly port: MessagePort, private readonly key: number, private readonly task: ActorTask['spec']) {
     this.offset = task.baseOffset;
     this.acked = task.baseOffset;
     this.ring = new ReplayRing(task.replayBytes, task.baseOffset, task.initialRing);
@@ -70,15 +72,20 @@ class SessionActor {
     this.finished = new Promise((resolve) => (this.done = resolve));
   }
 
+  /** To the supervisor, through the thread's outbox (ordered with this actor's output). */
   private post(msg: FromActor, transfer: ArrayBuffer[] = []): void {
-    try {
-      this.port.postMessage(msg, transfer);
-    } catch {
-      // The supervisor closed the port: nothing left to tell.
-    }
+    outbox.post(this.key, msg, transfer);
+  }
+
+  /** The actor's last word: sent now, before the task resolves and the port closes. */
+  private postLast(msg: FromActor, transfer: ArrayBuffer[] = []): void {
+    outbox.forget(this);
+    outbox.post(this.key, msg, transfer);
+    outbox.flush();
   }
 
   async start(): Promise<void> {
+    outbox.connect(this.port);
     const s = this.task;
     this.cgroup = s.cgroupBase ? createCgroup(s.cgroupBase, s.sessionId) : undefined;
     const spec = { command: s.command, args: s.args, cwd: s.cwd, env: s.env, cols: s.cols, rows: s.rows, cgroup: this.cgroup, runAs: s.runAs };
@@ -92,7 +99,7 @@ class SessionActor {
     } else res = await launchPty(spec);
     if (!res.ok) {
       if (this.cgroup) await removeCgroup(this.cgroup);
-      this.post({ t: 'spawn_failed', error: res.error });
+      this.postLast({ t: 'spawn_failed', error: res.error });
       this.port.close();
       this.done();
       return;
@@ -183,20 +190,21 @@ class SessionActor {
       this.flush();
       return;
     }
-    if (this.flushTimer || this.flushImmediate) return;
+    if (this.flushTimer || this.flushQueued) return;
     const since = performance.now() - this.lastFlushAt;
     // A small write (an echo, a prompt) or the first bytes after a quiet spell go out on
     // the next turn of the loop; a big read inside a burst waits the rest of the window so
     // a flood travels in few, large frames.
-    if (this.pendingBytes <= INTERACTIVE_BYTES || since >= COALESCE_MS) this.flushImmediate = setImmediate(() => this.flush());
-    else this.flushTimer = setTimeout(() => this.flush(), COALESCE_MS - since);
+    if (this.pendingBytes <= INTERACTIVE_BYTES || since >= COALESCE_MS) {
+      this.flushQueued = true;
+      outbox.markDirty(this);
+    } else this.flushTimer = setTimeout(() => this.flush(), COALESCE_MS - since);
   }
 
-  private flush(final = false): void {
+  flush(final = false): void {
     if (this.flushTimer) clearTimeout(this.flushTimer);
-    if (this.flushImmediate) clearImmediate(this.flushImmediate);
     this.flushTimer = undefined;
-    this.flushImmediate = undefined;
+    this.flushQueued = false;
     if (this.pending.length === 0 && !(final && this.carry)) return;
     let bytes = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
@@ -343,7 +351,7 @@ class SessionActor {
       cause: this.cause,
       ...(this.error ? { error: this.error } : {}),
     };
-    this.post(msg, [ringCopy.buffer]);
+    this.postLast(msg, [ringCopy.buffer]);
     liveActors.delete(this);
     this.port.close();
     this.done();
@@ -374,7 +382,7 @@ process.on('uncaughtException', (err) => {
 export default async function runSession(task: ActorTask): Promise<{ ok: true }> {
   // A worker that is going down takes no new session; the supervisor retries elsewhere.
   if (fatal) throw new Error('worker is draining after a fatal error');
-  const actor = new SessionActor(task.port as MessagePort, task.spec);
+  const actor = new SessionActor(task.port as MessagePort, task.key, task.spec);
   await actor.start();
   await actor.finished;
   return { ok: true };

@@ -1,7 +1,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { ActorSpec, ActorTask, FromActor, ToActor } from './mailbox.js';
+import type { ActorSpec, ActorTask, FromActor, OutboxBatch, ToActor } from './mailbox.js';
 
 /** The worker file next to this build: `.js` when built, `.ts` when run under tsx. */
 function workerFile(): string {
@@ -25,6 +25,9 @@ export interface ActorHandle {
 export class ActorPool {
   private readonly pool: Piscina;
   private destroyed = false;
+  /** Live actors by key: where the messages of the threads' outbox batches go. */
+  private readonly handlers = new Map<number, (m: FromActor) => void>();
+  private nextKey = 1;
 
   constructor(threads: number, sessionsPerThread: number) {
     this.pool = new Piscina({
@@ -46,12 +49,18 @@ export class ActorPool {
 
   start(spec: ActorSpec, onMessage: (m: FromActor) => void): ActorHandle {
     const { port1, port2 } = new MessageChannel();
-    port2.on('message', onMessage);
+    const key = this.nextKey++;
+    this.handlers.set(key, onMessage);
+    // The actor's own port brings only its thread's outbox (once per thread).
+    port2.on('message', (m: { t: 'outbox'; port: MessagePort }) => {
+      if (m?.t === 'outbox') this.listen(m.port);
+    });
     const transfer: ArrayBuffer[] = [];
     if (spec.initialRing) transfer.push(spec.initialRing.buffer as ArrayBuffer);
-    const task: ActorTask = { port: port1, spec };
+    const task: ActorTask = { port: port1, key, spec };
     const run = this.pool.run(task, { transferList: [port1 as unknown as ArrayBuffer, ...transfer] });
     const close = () => {
+      this.handlers.delete(key);
       port2.removeAllListeners('message');
       port2.close();
     };
@@ -66,6 +75,27 @@ export class ActorPool {
       task: run,
       close,
     };
+  }
+
+  /** A worker thread's outbox: batches of `[key, message]`, delivered in order. */
+  private listen(port: MessagePort): void {
+    port.on('message', (batch: OutboxBatch) => {
+      for (const [key, m] of batch) {
+        const h = this.handlers.get(key);
+        if (!h) continue;
+        try {
+          h(m);
+        } catch (err) {
+          // One session's handler failing must not swallow the rest of the batch; the error
+          // still surfaces as it would have from its own message event.
+          queueMicrotask(() => {
+            throw err;
+          });
+        }
+      }
+    });
+    // The thread's life is tracked through its tasks; this port must not keep the process up.
+    port.unref();
   }
 
   /** Only call when no pty is alive (DESIGN §1). Safe to call twice. */

@@ -1,8 +1,9 @@
 /**
  * The mailbox protocol between the supervisor (main thread) and a session actor (worker
- * thread). One MessagePort per session; messages on it keep their order, which is what
- * makes attach seamless: a replay answer arrives after every output frame it covers and
- * before every frame it does not.
+ * thread). One MessagePort per session carries messages to the actor; what an actor says
+ * goes through its thread's outbox (one ordered channel per thread, batched per loop turn).
+ * Either way a session's messages keep their order, which is what makes attach seamless: a
+ * replay answer arrives after every output frame it covers and before every frame it does not.
  */
 
 /** What the actor needs to run one session. */
@@ -85,8 +86,17 @@ export type FromActor =
 /** What the piscina task receives. */
 export interface ActorTask {
   port: MessagePort | import('node:worker_threads').MessagePort;
+  /** Names this actor in its thread's outbox batches (unique in the process). */
+  key: number;
   spec: ActorSpec;
 }
+
+/**
+ * Actor → supervisor traffic travels in batches on one channel per worker thread
+ * (workers/outbox.ts): each batch is `[key, message][]`, in order. The channel's port
+ * arrives once, as `{t: 'outbox', port}` on the mailbox of the thread's first actor.
+ */
+export type OutboxBatch = Array<[number, FromActor]>;
 
 /** Build the JSON text of an `output` frame without re-encoding `data` twice. */
 export function outputFrameText(sessionId: string, offset: number, data: string): string {
