@@ -5,7 +5,7 @@
  * ignored. Kill signals the agent's whole process tree, not just the leader.
  */
 import { access, stat } from 'node:fs/promises';
-import { closeSync, constants as fsConstants, openSync } from 'node:fs';
+import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import * as pty from 'node-pty';
@@ -57,8 +57,13 @@ export type LaunchResult = { ok: true; pty: PtyProcess } | { ok: false; error: s
  * loses the trailing bytes of a busy session on a loaded machine.
  */
 const EXIT_DRAIN_MAX_MS = 5000;
-/** After the agent's processes are gone, release our hold on the terminal this much later. */
+/**
+ * After the agent's processes are gone, release our hold on the terminal this much later —
+ * only when the rest could not be read at once (see drainBeforeDestroy).
+ */
 const SLAVE_RELEASE_DELAY_MS = 20;
+/** Upper bound of the synchronous read of what an exited agent left in the terminal. */
+const REST_READ_MAX_BYTES = 16 * 1024 * 1024;
 
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(osConstants.signals).map(([k, v]) => [v, k]));
 
@@ -133,8 +138,9 @@ export async function launchPty(spec: PtySpec): Promise<LaunchResult> {
 function wrap(term: pty.IPty, cgroup: string | undefined): PtyProcess {
   let exited = false;
   const pid = term.pid;
-  const drain = drainBeforeDestroy(term, pid, cgroup);
   const fd = (term as unknown as { fd?: number }).fd;
+  const dataCbs: Array<(d: Buffer) => void> = [];
+  const drain = drainBeforeDestroy(term, pid, cgroup, typeof fd === 'number' ? () => readRest(fd, dataCbs) : undefined);
   const writer = typeof fd === 'number' && drain.tracked ? new PtyWriter(fd, () => !exited && drain.fdOpen) : undefined;
   const exitCbs: Array<(e: PtyExit) => void> = [];
   term.onExit(({ exitCode, signal }) => {
@@ -153,6 +159,7 @@ function wrap(term: pty.IPty, cgroup: string | undefined): PtyProcess {
       return drain.reaped;
     },
     onData: (cb) => {
+      dataCbs.push(cb);
       term.onData((d: string | Buffer) => cb(typeof d === 'string' ? Buffer.from(d, 'utf8') : d));
     },
     onExit: (cb) => {
@@ -208,7 +215,30 @@ function wrap(term: pty.IPty, cgroup: string | undefined): PtyProcess {
  * the exit. node-pty's own fallback — destroying the socket 200 ms after the exit, unread
  * data and all — is intercepted; a real destroy happens only after EXIT_DRAIN_MAX_MS.
  */
-function drainBeforeDestroy(term: pty.IPty, pid: number, cgroup: string | undefined): { readonly reaped: boolean; lone: boolean; readonly fdOpen: boolean; readonly tracked: boolean } {
+/**
+ * Read what is left in the master at once, handing it to the data callbacks: true when the
+ * terminal said EAGAIN (nothing left: a non-blocking read of a pty master first waits for
+ * the kernel's pending buffer work), false on anything else.
+ */
+function readRest(fd: number, cbs: Array<(d: Buffer) => void>): boolean {
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  let total = 0;
+  while (total < REST_READ_MAX_BYTES) {
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'EAGAIN';
+    }
+    if (n <= 0) return false;
+    total += n;
+    const chunk = Buffer.from(buf.subarray(0, n));
+    for (const cb of cbs) cb(chunk);
+  }
+  return false;
+}
+
+function drainBeforeDestroy(term: pty.IPty, pid: number, cgroup: string | undefined, readRestNow: (() => boolean) | undefined): { readonly reaped: boolean; lone: boolean; readonly fdOpen: boolean; readonly tracked: boolean } {
   // fdOpen turns false before the master fd can close: a write after that could land in a
   // reused descriptor.
   const state = { reaped: false, lone: false, fdOpen: true, tracked: false };
@@ -261,7 +291,12 @@ function drainBeforeDestroy(term: pty.IPty, pid: number, cgroup: string | undefi
       .catch(() => 0)
       .then(() => {
         state.reaped = true;
-        setTimeout(releaseSlave, SLAVE_RELEASE_DELAY_MS);
+        // Nobody but us holds the terminal now, so nothing more can be written to it: read
+        // the rest at once and let go (the master then reads EOF). Only if the stream still
+        // holds chunks of its own (they go first) or the read ended oddly, wait instead.
+        const buffered = (sock as unknown as { readableLength?: number }).readableLength ?? 0;
+        if (state.fdOpen && !closed && buffered === 0 && readRestNow?.()) releaseSlave();
+        else setTimeout(releaseSlave, SLAVE_RELEASE_DELAY_MS);
       });
     const safety = setTimeout(() => {
       releaseSlave();
