@@ -1,6 +1,6 @@
 /**
  * The benchmark harness (issue 3):
- * `npm run bench -- <scenario|all> [--quick|--tiny] [--runs N] [--set size=N]… [--out DIR] [--cpu-prof DIR | --prof DIR]`.
+ * `npm run bench -- <scenario|all> [--quick|--tiny] [--runs N] [--set size=N]… [--out DIR] [--cpu-prof DIR | --prof DIR | --perf]`.
  *
  * Scenarios: limits, idle-conns, echo-latency, fanout, spawn-rate, rest (`all` runs them in
  * that order). Each alternates project and baseline for `runs` rounds, prints one JSON line
@@ -12,7 +12,9 @@
  * `--cpu-prof DIR` starts both servers with `--cpu-prof` (profiles of every thread land in
  * DIR/project and DIR/baseline when each server stops); `--prof DIR` does the same with V8's
  * tick profiler (isolate-*.log, one per thread; use it where --cpu-prof disturbs uWS).
- * `node dist/bench/profile.js DIR/project` prints where the time went.
+ * `node dist/bench/profile.js DIR/project` prints where the time went. `--perf` starts both
+ * servers with `--perf-basic-prof`, so `perf record -g -p <pid>` can name their JIT frames
+ * (kernel and native time included, every thread).
  * `report [results.json]` only regenerates the docs from a results file.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,7 +45,7 @@ const OVERALL_TIMEOUT_MS = 60 * 60 * 1000;
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`bench: ${msg}\n`);
   process.stderr.write(
-    `usage: npm run bench -- <${SCENARIOS.map((s) => s.name).join('|')}|all> [--quick|--tiny] [--runs N] [--set size=N]… [--out DIR] [--cpu-prof DIR | --prof DIR]\n` +
+    `usage: npm run bench -- <${SCENARIOS.map((s) => s.name).join('|')}|all> [--quick|--tiny] [--runs N] [--set size=N]… [--out DIR] [--cpu-prof DIR | --prof DIR | --perf]\n` +
       '       npm run bench -- report [bench/results/<date>.json]   (regenerate docs/benchmarks.md and .svg)\n',
   );
   process.exit(2);
@@ -56,6 +58,7 @@ interface Args {
   out: string | undefined;
   cpuProf: string | undefined;
   prof: string | undefined;
+  perf: boolean;
 }
 
 /** `--set key=value` overrides one size (e.g. `--set fanoutViewers=5`). */
@@ -73,6 +76,7 @@ function parseArgs(argv: string[]): Args {
   const sets: string[] = [];
   let cpuProf: string | undefined;
   let prof: string | undefined;
+  let perf = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') mode = 'quick';
@@ -87,7 +91,8 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--cpu-prof') {
       cpuProf = argv[++i];
       if (!cpuProf) usage('--cpu-prof takes a directory');
-    } else if (a === '--prof') {
+    } else if (a === '--perf') perf = true;
+    else if (a === '--prof') {
       prof = argv[++i];
       if (!prof) usage('--prof takes a directory');
     }
@@ -103,8 +108,8 @@ function parseArgs(argv: string[]): Args {
   const sizes: Sizes = { ...base, ...(runs ? { runs } : {}) };
   for (const spec of sets) applySet(sizes, spec);
   // Hand-sized or profiled runs are not the issue's figures: keep them out of docs/benchmarks.md.
-  const tuned = (sets.length > 0 || cpuProf !== undefined || prof !== undefined) && mode === 'full';
-  return { scenarios, sizes, mode: tuned ? 'quick' : mode, out, cpuProf, prof };
+  const tuned = (sets.length > 0 || cpuProf !== undefined || prof !== undefined || perf) && mode === 'full';
+  return { scenarios, sizes, mode: tuned ? 'quick' : mode, out, cpuProf, prof, perf };
 }
 
 /** Copy V8 --prof logs (written in the server's working dir) before that dir is removed. */
@@ -150,6 +155,7 @@ async function main(): Promise<void> {
     },
     serverNodeArgs: (side) => {
       if (args.prof) return ['--prof'];
+      if (args.perf) return ['--perf-basic-prof'];
       if (!args.cpuProf) return undefined;
       const dir = path.resolve(args.cpuProf, side);
       mkdirSync(dir, { recursive: true });
