@@ -10,6 +10,16 @@ import { call } from './http.js';
 import type { Attached, ServerUnderTest, StartSide, Viewer } from './types.js';
 
 const CONNECT_TIMEOUT_MS = 20_000;
+
+/** `BENCH_PROJECT_ENV` (space-separated NAME=value): settings for the project's server only. */
+function projectEnvOverrides(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (process.env.BENCH_PROJECT_ENV ?? '').split(/\s+/).filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    if (eq > 0) out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+}
 const ATTACH_TIMEOUT_MS = 20_000;
 const OUTPUT_PREFIX = Buffer.from('{"type":"output","sessionId":"', 'latin1');
 const OUTPUT_SUFFIX = Buffer.from('"}', 'latin1');
@@ -140,6 +150,8 @@ export const startProject: StartSide = async ({ dir, maxSessions, nodeArgs }) =>
       // slow-viewer policy (tested in test/slow-viewer.test.ts), is measured here.
       WS_MAX_BACKPRESSURE: String(64 * 1024 * 1024),
       RATE_LIMIT_EXPENSIVE_PER_MIN: '0',
+      // Tuning experiments: BENCH_PROJECT_ENV="WORKER_THREADS=1 SESSIONS_PER_THREAD=100".
+      ...projectEnvOverrides(),
     },
   });
   const url = /ready at (http:\/\/[^/\s]+)/.exec(child.readyLine)![1]!;
