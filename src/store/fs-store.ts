@@ -99,7 +99,9 @@ export class FsStore implements Store {
     const line = JSON.stringify(entry) + '\n';
     const prev = this.appendChains.get(file) ?? Promise.resolve();
     const next = prev.then(async () => {
-      await mkdirp(path.dirname(file));
+      // With an open handle the folder exists; only a first append (or one after the handle
+      // was closed) makes sure (two pool round trips saved on every line of the job log).
+      if (!this.handles.has(file)) await mkdirp(path.dirname(file));
       // A crash may have left a torn last line; start on a fresh line so this one survives.
       const prefix = this.tailChecked.has(file) ? '' : await this.tornTailPrefix(file);
       this.tailChecked.add(file);
