@@ -5,8 +5,9 @@
  * all at once (`cgroup.kill`). Without cgroups, process-tree.ts falls back to /proc scans.
  *
  * Layout: <cgroup2 root>/session-manager/<nodeId>/<sessionId>. The agent joins its cgroup
- * before it runs: it is started through `/bin/sh -c 'echo $$ > <cgroup.procs>; exec agent…'`,
- * so there is no window in which it could fork outside.
+ * before it runs, so there is no window in which it could fork outside: a pty agent's child
+ * writes itself into `cgroup.procs` between vfork and exec (native/pty_spawn.c); an ACP
+ * agent (stdio pipes) is started through `/bin/sh -c 'echo $$ > <cgroup.procs>; exec agent…'`.
  */
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -143,7 +144,7 @@ export function leftoverCgroups(base: string): string[] {
 }
 
 /**
- * The argv that starts an agent inside its cgroup and, with `runAs`, under its own uid/gid:
+ * The argv that starts a piped (ACP) agent inside its cgroup and, with `runAs`, under its own uid/gid:
  * a shell joins the cgroup (as root, before anything else runs), then `setpriv` drops to the
  * agent's identity and execs the agent — same pid throughout, nothing runs outside.
  */

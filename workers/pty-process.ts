@@ -1,17 +1,49 @@
 /**
- * The only module that imports node-pty. It launches an agent in a pseudo-terminal and
- * returns failures as values (bad cwd, missing command) instead of throwing. Exit is
- * reported once, after the trailing output has been read. Resize and write after exit are
- * ignored. Kill signals the agent's whole process tree, not just the leader.
+ * Agents in pseudo-terminals. It launches an agent through the native spawner
+ * (`native/pty_spawn.c`: vfork, so the server is not copied; the child joins its cgroup,
+ * takes the terminal as its controlling tty and drops to its uid itself) and returns
+ * failures as values (bad cwd, missing command) instead of throwing. Exit is reported once,
+ * after the trailing output has been read. Resize and write after exit are ignored. Kill
+ * signals the agent's whole process tree, not just the leader.
  */
 import { access, stat } from 'node:fs/promises';
-import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, readSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
-import * as pty from 'node-pty';
+import tty from 'node:tty';
+import { fileURLToPath } from 'node:url';
 import { signalAgent } from './process-tree.js';
-import { agentArgv, killCgroup } from './cgroup.js';
+import { killCgroup } from './cgroup.js';
 import { PtyWriter } from './pty-writer.js';
+
+interface NativeSpawner {
+  spawn(
+    file: string,
+    argv: string[],
+    envp: string[],
+    cwd: string,
+    cols: number,
+    rows: number,
+    cgroupProcs: string | null,
+    uid: number,
+    gid: number,
+    onExit: (exitCode: number, signal: number) => void,
+  ): { pid: number; master: number; slave: number; pty: string };
+  resize(fd: number, cols: number, rows: number): void;
+}
+
+/** native/build/Release/pty_spawn.node, built by `npm ci` (the package's install script). */
+function loadSpawner(): NativeSpawner {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  // dist/workers/ when built, workers/ under tsx.
+  const candidates = [path.resolve(here, '../../native/build/Release/pty_spawn.node'), path.resolve(here, '../native/build/Release/pty_spawn.node')];
+  const file = candidates.find((f) => existsSync(f));
+  if (!file) throw new Error('native/build/Release/pty_spawn.node is missing: run `npm ci` (or `npm run build:native`)');
+  return createRequire(import.meta.url)(file) as NativeSpawner;
+}
+
+const spawner = loadSpawner();
 
 export interface PtySpec {
   /** The session's cgroup (workers/cgroup.ts), when the machine has them. */
@@ -51,11 +83,7 @@ export interface PtyProcess {
 
 export type LaunchResult = { ok: true; pty: PtyProcess } | { ok: false; error: string };
 
-/**
- * After the agent exits, its remaining output is read until the pty reports EOF (EIO), for
- * at most this long. node-pty itself gives the socket 200 ms and then destroys it, which
- * loses the trailing bytes of a busy session on a loaded machine.
- */
+/** After the agent exits, its remaining output is read until EOF (EIO), for at most this long. */
 const EXIT_DRAIN_MAX_MS = 5000;
 /**
  * After the agent's processes are gone, release our hold on the terminal this much later —
@@ -112,77 +140,150 @@ export async function launchPty(spec: PtySpec): Promise<LaunchResult> {
   }
   const file = await resolveCommand(spec.command, spec.env, spec.cwd);
   if (!file) return { ok: false, error: `command not found: ${spec.command}` };
-  let term: pty.IPty;
+  const envp = Object.entries(spec.env).map(([k, v]) => `${k}=${v}`);
+  let proc: PtyProcess;
+  // The exit arrives later, on this thread's loop; the wrapper takes it over right away.
+  let onChildExit: ((code: number, sig: number) => void) | undefined;
   try {
-    const argv = agentArgv(file, spec.args, { cgroup: spec.cgroup, runAs: spec.runAs });
-    term = pty.spawn(argv.file, argv.args, {
-      name: spec.env.TERM ?? 'xterm-256color',
-      cols: spec.cols,
-      rows: spec.rows,
-      cwd: spec.cwd,
-      env: spec.env,
-    });
+    const r = spawner.spawn(
+      file,
+      [file, ...spec.args],
+      envp,
+      spec.cwd,
+      spec.cols,
+      spec.rows,
+      spec.cgroup ? path.join(spec.cgroup, 'cgroup.procs') : null,
+      spec.runAs?.uid ?? -1,
+      spec.runAs?.gid ?? -1,
+      (code, sig) => onChildExit?.(code, sig),
+    );
+    proc = wrap(r, spec.cgroup, (cb) => (onChildExit = cb));
   } catch (err) {
     return { ok: false, error: `spawn failed: ${(err as Error).message}` };
   }
-  // node-pty's 'utf8' encoding also sets IUTF8 on the terminal (line editing by character);
-  // keep that, but read raw bytes: the actor counts offsets in bytes and decodes once.
-  const rs = (term as unknown as { _socket?: { _readableState?: { decoder: unknown; encoding: unknown } } })._socket?._readableState;
-  if (rs) {
-    rs.decoder = null;
-    rs.encoding = null;
-  }
-  return { ok: true, pty: wrap(term, spec.cgroup) };
+  return { ok: true, pty: proc };
 }
 
-function wrap(term: pty.IPty, cgroup: string | undefined): PtyProcess {
-  let exited = false;
-  const pid = term.pid;
-  const fd = (term as unknown as { fd?: number }).fd;
+/**
+ * Zero bytes lost at exit, and no waiting either.
+ *
+ * When the agent exits, its last output may still sit in the kernel's buffers; once no
+ * process holds the terminal's slave side, a read of the master can return EIO before that
+ * data reaches it (measured here: a 3 MB flood under CPU load lost its last line in 5-6 of 6
+ * runs). So the server holds the slave open itself (the spawner returns it) while the agent
+ * runs. When the agent exits: kill whatever else of it holds the terminal; then nothing can
+ * write to it any more, so read the rest at once (until EAGAIN) and let go of the slave; the
+ * master then reads EOF, the stream closes, and the exit is reported.
+ */
+function wrap(r: { pid: number; master: number; slave: number }, cgroup: string | undefined, onChildExit: (cb: (code: number, sig: number) => void) => void): PtyProcess {
+  const { pid, master: fd } = r;
+  let slave: number | undefined = r.slave;
+  let fdOpen = true;
+  let closed = false;
+  let reported = false;
+  let draining = false;
+  let reaped = false;
+  let lone = false;
+  let exit: PtyExit | undefined;
   const dataCbs: Array<(d: Buffer) => void> = [];
-  const drain = drainBeforeDestroy(term, pid, cgroup, typeof fd === 'number' ? () => readRest(fd, dataCbs) : undefined);
-  const writer = typeof fd === 'number' && drain.tracked ? new PtyWriter(fd, () => !exited && drain.fdOpen) : undefined;
   const exitCbs: Array<(e: PtyExit) => void> = [];
-  term.onExit(({ exitCode, signal }) => {
-    exited = true;
-    writer?.dispose();
-    const sigName = signal ? (SIGNAL_NAMES.get(signal) ?? String(signal)) : null;
-    const e: PtyExit = { exitCode: sigName ? null : exitCode, signal: sigName };
-    for (const cb of exitCbs) cb(e);
+  // A tty stream on the master: raw bytes (the actor counts offsets in bytes, decodes once).
+  const sock = new tty.ReadStream(fd);
+  const writer = new PtyWriter(fd, () => fdOpen && !reported);
+
+  const releaseSlave = () => {
+    if (slave === undefined) return;
+    try {
+      closeSync(slave);
+    } catch {
+      // already closed
+    }
+    slave = undefined;
+  };
+  const report = () => {
+    if (reported || !closed || !exit) return;
+    reported = true;
+    writer.dispose();
+    for (const cb of exitCbs) cb(exit);
+  };
+  sock.on('data', (d: Buffer) => {
+    for (const cb of dataCbs) cb(d);
   });
+  sock.on('error', () => {
+    // EIO: the terminal's last holder is gone and everything was read. The stream closes.
+    fdOpen = false;
+  });
+  sock.once('end', () => {
+    fdOpen = false;
+  });
+  sock.once('close', () => {
+    fdOpen = false;
+    closed = true;
+    releaseSlave();
+    report();
+  });
+
+  const startDrain = () => {
+    if (draining || closed) return;
+    draining = true;
+    sock.resume();
+    const sweep = cgroup ? Promise.resolve(killCgroup(cgroup) ? 1 : 0) : lone ? killGroup(pid) : signalAgent(pid, 'SIGKILL');
+    void sweep
+      .catch(() => 0)
+      .then(() => {
+        reaped = true;
+        // Nobody but us holds the terminal now, so nothing more can be written to it: read
+        // the rest at once and let go. Only if the stream still holds chunks of its own
+        // (they go first) or the read ended oddly, wait a moment instead.
+        if (fdOpen && !closed && sock.readableLength === 0 && readRest(fd, dataCbs)) releaseSlave();
+        else setTimeout(releaseSlave, SLAVE_RELEASE_DELAY_MS);
+      });
+    const safety = setTimeout(() => {
+      releaseSlave();
+      if (!closed) {
+        fdOpen = false;
+        sock.destroy();
+      }
+    }, EXIT_DRAIN_MAX_MS);
+    sock.once('close', () => clearTimeout(safety));
+  };
+  onChildExit((code, sig) => {
+    const sigName = sig ? (SIGNAL_NAMES.get(sig) ?? String(sig)) : null;
+    exit = { exitCode: sigName ? null : code, signal: sigName };
+    startDrain();
+    report();
+  });
+
   return {
     pid,
     get exited() {
-      return exited;
+      return reported;
     },
     get reaped() {
-      return drain.reaped;
+      return reaped;
     },
     onData: (cb) => {
       dataCbs.push(cb);
-      term.onData((d: string | Buffer) => cb(typeof d === 'string' ? Buffer.from(d, 'utf8') : d));
     },
     onExit: (cb) => {
       exitCbs.push(cb);
     },
     write: (data) => {
-      if (exited) return;
-      if (writer) writer.write(data);
-      else term.write(data);
+      if (!reported) writer.write(data);
     },
     resize: (cols, rows) => {
-      if (exited) return;
+      if (reported || !fdOpen) return;
       try {
-        term.resize(cols, rows);
+        spawner.resize(fd, cols, rows);
       } catch {
-        // The pty closed between the check and the call.
+        // The terminal closed between the check and the call.
       }
     },
     pause: () => {
-      if (!exited) term.pause();
+      if (!reported) sock.pause();
     },
     resume: () => {
-      if (!exited) term.resume();
+      if (!reported) sock.resume();
     },
     signal: (sig) => {
       try {
@@ -194,27 +295,12 @@ function wrap(term: pty.IPty, cgroup: string | undefined): PtyProcess {
     signalTree: async (sig) => {
       const n = await signalAgent(pid, sig, cgroup);
       // A kill that found the agent alone needs no second sweep when it exits.
-      drain.lone = n <= 1;
+      lone = n <= 1;
       return n;
     },
   };
 }
 
-/**
- * Zero bytes lost at exit, and no waiting either.
- *
- * When the agent exits, its last output may still sit in the kernel's flip buffer; once no
- * process holds the terminal's slave side, a read of the master can return EIO before that
- * data reaches it (measured here: a 3 MB flood under CPU load lost its last line in 5-6 of 6
- * runs). So the actor holds the slave open itself while the agent runs.
- *
- * node-pty learns of the exit from its wait thread and then registers `once('close')` on
- * the terminal; we hook that call to learn of the exit at once. Then: keep reading, end
- * whatever else of the agent holds the terminal, and release our slave hold, so the master
- * reads every pending byte and then EOF, the socket closes by itself and node-pty reports
- * the exit. node-pty's own fallback — destroying the socket 200 ms after the exit, unread
- * data and all — is intercepted; a real destroy happens only after EXIT_DRAIN_MAX_MS.
- */
 /**
  * Read what is left in the master at once, handing it to the data callbacks: true when the
  * terminal said EAGAIN (nothing left: a non-blocking read of a pty master first waits for
@@ -236,92 +322,6 @@ function readRest(fd: number, cbs: Array<(d: Buffer) => void>): boolean {
     for (const cb of cbs) cb(chunk);
   }
   return false;
-}
-
-function drainBeforeDestroy(term: pty.IPty, pid: number, cgroup: string | undefined, readRestNow: (() => boolean) | undefined): { readonly reaped: boolean; lone: boolean; readonly fdOpen: boolean; readonly tracked: boolean } {
-  // fdOpen turns false before the master fd can close: a write after that could land in a
-  // reused descriptor.
-  const state = { reaped: false, lone: false, fdOpen: true, tracked: false };
-  type Sock = { destroy: (...a: unknown[]) => unknown; resume: () => void; once: (e: string, f: () => void) => void };
-  const t = term as unknown as { _socket?: Sock; _pty?: string; once?: (e: string, l: (...a: unknown[]) => void) => void };
-  const sock = t._socket;
-  let slave: number | undefined;
-  try {
-    if (t._pty) slave = openSync(t._pty, fsConstants.O_RDWR | fsConstants.O_NOCTTY);
-  } catch {
-    // The child already exited and the terminal is gone: nothing left to protect.
-  }
-  const releaseSlave = () => {
-    if (slave === undefined) return;
-    try {
-      closeSync(slave);
-    } catch {
-      // already closed
-    }
-    slave = undefined;
-  };
-  if (!sock || typeof sock.destroy !== 'function' || typeof t.once !== 'function') {
-    releaseSlave();
-    return state;
-  }
-  state.tracked = true;
-  const destroySock = sock.destroy.bind(sock);
-  const realDestroy = (...args: unknown[]) => {
-    state.fdOpen = false;
-    return destroySock(...args);
-  };
-  let closed = false;
-  let ended = false;
-  let draining = false;
-  sock.once('end', () => {
-    ended = true;
-    state.fdOpen = false;
-  });
-  sock.once('close', () => {
-    closed = true;
-    state.fdOpen = false;
-    releaseSlave();
-  });
-  const startDrain = () => {
-    if (draining || closed) return;
-    draining = true;
-    sock.resume();
-    const sweep = cgroup ? Promise.resolve(killCgroup(cgroup) ? 1 : 0) : state.lone ? killGroup(pid) : signalAgent(pid, 'SIGKILL');
-    void sweep
-      .catch(() => 0)
-      .then(() => {
-        state.reaped = true;
-        // Nobody but us holds the terminal now, so nothing more can be written to it: read
-        // the rest at once and let go (the master then reads EOF). Only if the stream still
-        // holds chunks of its own (they go first) or the read ended oddly, wait instead.
-        const buffered = (sock as unknown as { readableLength?: number }).readableLength ?? 0;
-        if (state.fdOpen && !closed && buffered === 0 && readRestNow?.()) releaseSlave();
-        else setTimeout(releaseSlave, SLAVE_RELEASE_DELAY_MS);
-      });
-    const safety = setTimeout(() => {
-      releaseSlave();
-      if (!closed) realDestroy();
-    }, EXIT_DRAIN_MAX_MS);
-    sock.once('close', () => clearTimeout(safety));
-  };
-  const origOnce = t.once.bind(term);
-  t.once = (event: string, listener: (...a: unknown[]) => void) => {
-    // node-pty's exit handler is the one that waits for the socket's 'close'.
-    if (event === 'close') startDrain();
-    return origOnce(event, listener);
-  };
-  sock.destroy = (...args: unknown[]) => {
-    if (closed) return sock;
-    // EOF, EIO or an error: the stream is done for real.
-    if (ended || args[0] instanceof Error) {
-      releaseSlave();
-      return realDestroy(...args);
-    }
-    // node-pty's 200 ms fallback: keep draining instead.
-    startDrain();
-    return sock;
-  };
-  return state;
 }
 
 /** SIGKILL the agent's process group only (when a kill just found it alone). */

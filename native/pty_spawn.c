@@ -1,0 +1,361 @@
+/*
+ * pty_spawn: start an agent in a new pseudo-terminal without copying the server.
+ *
+ * node-pty forks the whole Node process (page tables of a large, multi-threaded process,
+ * then copy-on-write faults and TLB shootdowns until the child execs) and the child then
+ * needed `/bin/sh` to join its cgroup and `setpriv` to drop privileges. Here the child is
+ * made with vfork(): it borrows the parent's memory until execve, so nothing is copied;
+ * before exec it joins its cgroup itself (writes "0" to the cgroup's cgroup.procs), becomes
+ * a session leader with the terminal as its controlling tty, drops to the agent's uid/gid,
+ * and marks every other descriptor close-on-exec. The calling thread is suspended only
+ * until the exec.
+ *
+ * spawn(file, argv[], envp[], cwd, cols, rows, cgroupProcs | null, uid, gid, onExit)
+ *   -> { pid, master, slave, pty }
+ * `master` is non-blocking; `slave` stays open in the server (the actor's hold on the
+ * terminal). onExit(exitCode, signal) is called once, on the calling thread's loop, from a
+ * thread that waits for the child.
+ * resize(fd, cols, rows)
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define THROW(env, msg)                        \
+  do {                                         \
+    napi_throw_error((env), NULL, (msg));      \
+    return NULL;                               \
+  } while (0)
+
+#define CHECK(env, call)                                  \
+  do {                                                    \
+    if ((call) != napi_ok) THROW((env), "napi call failed"); \
+  } while (0)
+
+static char *get_string(napi_env env, napi_value v) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
+  char *s = malloc(len + 1);
+  if (!s) return NULL;
+  if (napi_get_value_string_utf8(env, v, s, len + 1, &len) != napi_ok) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+static void free_list(char **list) {
+  if (!list) return;
+  for (char **p = list; *p; p++) free(*p);
+  free(list);
+}
+
+/* A JS array of strings as a NULL-terminated C array. */
+static char **get_list(napi_env env, napi_value arr) {
+  uint32_t n = 0;
+  if (napi_get_array_length(env, arr, &n) != napi_ok) return NULL;
+  char **out = calloc(n + 1, sizeof(char *));
+  if (!out) return NULL;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el;
+    if (napi_get_element(env, arr, i, &el) != napi_ok || !(out[i] = get_string(env, el))) {
+      free_list(out);
+      return NULL;
+    }
+  }
+  return out;
+}
+
+/* ---- exit waiter ---------------------------------------------------------------------- */
+
+typedef struct {
+  pid_t pid;
+  int status;
+  napi_threadsafe_function tsfn;
+} waiter_t;
+
+static void call_exit(napi_env env, napi_value cb, void *context, void *data) {
+  (void)context;
+  waiter_t *w = data;
+  if (env && cb) {
+    napi_value args[2], undef;
+    int code = -1, sig = 0;
+    if (WIFEXITED(w->status)) code = WEXITSTATUS(w->status);
+    else if (WIFSIGNALED(w->status)) sig = WTERMSIG(w->status);
+    napi_create_int32(env, code, &args[0]);
+    napi_create_int32(env, sig, &args[1]);
+    napi_get_undefined(env, &undef);
+    napi_call_function(env, undef, cb, 2, args, NULL);
+  }
+  free(w);
+}
+
+static void *wait_child(void *arg) {
+  waiter_t *w = arg;
+  int r;
+  do r = waitpid(w->pid, &w->status, 0);
+  while (r == -1 && errno == EINTR);
+  if (r == -1) w->status = 0;
+  napi_threadsafe_function tsfn = w->tsfn;
+  if (napi_call_threadsafe_function(tsfn, w, napi_tsfn_blocking) != napi_ok) free(w);
+  napi_release_threadsafe_function(tsfn, napi_tsfn_release);
+  return NULL;
+}
+
+/* ---- spawn ----------------------------------------------------------------------------- */
+
+static void set_termios(int fd) {
+  struct termios t;
+  if (tcgetattr(fd, &t) != 0) return;
+  /* What node-pty gives an agent's terminal (UTF-8 line editing included). */
+  t.c_iflag = ICRNL | IXON | IXANY | IMAXBEL | BRKINT | IUTF8;
+  t.c_oflag = OPOST | ONLCR;
+  t.c_cflag = CREAD | CS8 | HUPCL;
+  t.c_lflag = ICANON | ISIG | IEXTEN | ECHO | ECHOE | ECHOK | ECHOKE | ECHOCTL;
+  t.c_cc[VEOF] = 4;
+  t.c_cc[VEOL] = (cc_t)-1;
+  t.c_cc[VEOL2] = (cc_t)-1;
+  t.c_cc[VERASE] = 0x7f;
+  t.c_cc[VWERASE] = 23;
+  t.c_cc[VKILL] = 21;
+  t.c_cc[VREPRINT] = 18;
+  t.c_cc[VINTR] = 3;
+  t.c_cc[VQUIT] = 0x1c;
+  t.c_cc[VSUSP] = 26;
+  t.c_cc[VSTART] = 17;
+  t.c_cc[VSTOP] = 19;
+  t.c_cc[VLNEXT] = 22;
+  t.c_cc[VDISCARD] = 15;
+  t.c_cc[VMIN] = 1;
+  t.c_cc[VTIME] = 0;
+  cfsetispeed(&t, B38400);
+  cfsetospeed(&t, B38400);
+  tcsetattr(fd, TCSANOW, &t);
+}
+
+/* In the vfork child: report the failing step's errno and end. Only async-signal-safe calls. */
+static void child_fail(int errfd, int step) {
+  int msg[2] = {step, errno};
+  ssize_t r = write(errfd, msg, sizeof msg);
+  (void)r;
+  _exit(127);
+}
+
+/*
+ * vfork and, in the child, everything up to execve. Its own frame holds all the child uses
+ * (nothing the parent's frame needs can be clobbered), and no server signal handler can run
+ * in the child while it borrows the parent's memory: all signals are blocked around vfork,
+ * and the child resets every handler before unblocking them.
+ */
+static pid_t __attribute__((noinline)) spawn_child(const char *file, char *const *argv, char *const *envp, const char *cwd, int slave, int cgfd, int errfd, int uid, int gid, int *vfork_errno) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = vfork();
+  if (pid == 0) {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < NSIG; s++) sigaction(s, &dfl, NULL);
+    /* Best effort, as before: an agent outside its cgroup is still found through /proc. */
+    if (cgfd >= 0 && write(cgfd, "0", 1) != 1) {
+    }
+    if (setsid() < 0) child_fail(errfd, 2);
+    if (ioctl(slave, TIOCSCTTY, 0) != 0) child_fail(errfd, 3);
+    if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0) child_fail(errfd, 4);
+    /* Raw system calls: glibc's set*id would try to change every thread of the parent. */
+    if (uid >= 0 && gid >= 0) {
+      if (syscall(SYS_setgroups, 0, NULL) != 0) child_fail(errfd, 5);
+      if (syscall(SYS_setgid, (gid_t)gid) != 0) child_fail(errfd, 6);
+      if (syscall(SYS_setuid, (uid_t)uid) != 0) child_fail(errfd, 7);
+    }
+    if (cwd[0] && chdir(cwd) != 0) child_fail(errfd, 8);
+    /* Nothing of the server's survives the exec but the terminal on 0, 1, 2. */
+    syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(file, argv, envp);
+    child_fail(errfd, 9);
+  }
+  *vfork_errno = pid < 0 ? errno : 0;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return pid;
+}
+
+static const char *STEP_NAMES[] = {"", "join cgroup", "setsid", "set controlling terminal", "dup2", "setgroups", "setgid", "setuid", "chdir", "execve"};
+
+static napi_value Spawn(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value a[10];
+  CHECK(env, napi_get_cb_info(env, info, &argc, a, NULL, NULL));
+  if (argc != 10) THROW(env, "usage: spawn(file, argv, envp, cwd, cols, rows, cgroupProcs, uid, gid, onExit)");
+  int32_t cols = 80, rows = 24, uid = -1, gid = -1;
+  napi_valuetype cgt;
+  CHECK(env, napi_get_value_int32(env, a[4], &cols));
+  CHECK(env, napi_get_value_int32(env, a[5], &rows));
+  CHECK(env, napi_get_value_int32(env, a[7], &uid));
+  CHECK(env, napi_get_value_int32(env, a[8], &gid));
+  CHECK(env, napi_typeof(env, a[6], &cgt));
+
+  char *file = get_string(env, a[0]);
+  char **argv = get_list(env, a[1]);
+  char **envp = get_list(env, a[2]);
+  char *cwd = get_string(env, a[3]);
+  char *cgroup = cgt == napi_string ? get_string(env, a[6]) : NULL;
+  int master = -1, slave = -1, cgfd = -1, errp[2] = {-1, -1};
+  char pts[128];
+  const char *fail = NULL;
+  char failbuf[256];
+  pid_t pid = -1;
+
+  if (!file || !argv || !envp || !cwd || (cgt == napi_string && !cgroup)) {
+    fail = "bad arguments";
+    goto out;
+  }
+  master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0 || ptsname_r(master, pts, sizeof pts) != 0) {
+    fail = "could not open a pseudo-terminal";
+    goto out;
+  }
+  slave = open(pts, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) {
+    fail = "could not open the terminal's slave side";
+    goto out;
+  }
+  set_termios(slave);
+  struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+  ioctl(slave, TIOCSWINSZ, &ws);
+  if (cgroup) {
+    cgfd = open(cgroup, O_WRONLY | O_CLOEXEC);
+    if (cgfd < 0) {
+      snprintf(failbuf, sizeof failbuf, "could not open %s: %s", cgroup, strerror(errno));
+      fail = failbuf;
+      goto out;
+    }
+  }
+  if (pipe2(errp, O_CLOEXEC) != 0) {
+    fail = "could not make a pipe";
+    goto out;
+  }
+
+  int vfork_errno = 0;
+  pid = spawn_child(file, argv, envp, cwd, slave, cgfd, errp[1], uid, gid, &vfork_errno);
+  if (pid < 0) {
+    snprintf(failbuf, sizeof failbuf, "vfork failed: %s", strerror(vfork_errno));
+    fail = failbuf;
+    goto out;
+  }
+  close(errp[1]);
+  errp[1] = -1;
+  int msg[2];
+  ssize_t got;
+  do got = read(errp[0], msg, sizeof msg);
+  while (got < 0 && errno == EINTR);
+  if (got == (ssize_t)sizeof msg) {
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    int step = msg[0] >= 1 && msg[0] <= 9 ? msg[0] : 0;
+    snprintf(failbuf, sizeof failbuf, "%s failed: %s", STEP_NAMES[step], strerror(msg[1]));
+    fail = failbuf;
+    pid = -1;
+    goto out;
+  }
+  int fl = fcntl(master, F_GETFL);
+  if (fl >= 0) fcntl(master, F_SETFL, fl | O_NONBLOCK);
+
+  /* The exit waiter: one thread per child, blocked in waitpid (as node-pty does). */
+  waiter_t *w = calloc(1, sizeof *w);
+  napi_value name;
+  napi_create_string_utf8(env, "pty_spawn exit", NAPI_AUTO_LENGTH, &name);
+  pthread_t th;
+  pthread_attr_t attr;
+  if (!w || napi_create_threadsafe_function(env, a[9], NULL, name, 0, 1, NULL, NULL, NULL, call_exit, &w->tsfn) != napi_ok) {
+    free(w);
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    fail = "could not watch the child";
+    pid = -1;
+    goto out;
+  }
+  w->pid = pid;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  if (pthread_create(&th, &attr, wait_child, w) != 0) {
+    napi_release_threadsafe_function(w->tsfn, napi_tsfn_abort);
+    free(w);
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    fail = "could not start the exit waiter";
+    pid = -1;
+  }
+  pthread_attr_destroy(&attr);
+
+out:
+  if (errp[0] >= 0) close(errp[0]);
+  if (errp[1] >= 0) close(errp[1]);
+  if (cgfd >= 0) close(cgfd);
+  free(file);
+  free(cwd);
+  free(cgroup);
+  free_list(argv);
+  free_list(envp);
+  if (fail) {
+    if (master >= 0) close(master);
+    if (slave >= 0) close(slave);
+    THROW(env, fail);
+  }
+  napi_value obj, v;
+  CHECK(env, napi_create_object(env, &obj));
+  napi_create_int32(env, pid, &v);
+  napi_set_named_property(env, obj, "pid", v);
+  napi_create_int32(env, master, &v);
+  napi_set_named_property(env, obj, "master", v);
+  napi_create_int32(env, slave, &v);
+  napi_set_named_property(env, obj, "slave", v);
+  napi_create_string_utf8(env, pts, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, "pty", v);
+  return obj;
+}
+
+static napi_value Resize(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value a[3];
+  int32_t fd, cols, rows;
+  CHECK(env, napi_get_cb_info(env, info, &argc, a, NULL, NULL));
+  if (argc != 3) THROW(env, "usage: resize(fd, cols, rows)");
+  CHECK(env, napi_get_value_int32(env, a[0], &fd));
+  CHECK(env, napi_get_value_int32(env, a[1], &cols));
+  CHECK(env, napi_get_value_int32(env, a[2], &rows));
+  struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+  if (ioctl(fd, TIOCSWINSZ, &ws) != 0) THROW(env, strerror(errno));
+  return NULL;
+}
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  napi_value fn;
+  napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, Spawn, NULL, &fn);
+  napi_set_named_property(env, exports, "spawn", fn);
+  napi_create_function(env, "resize", NAPI_AUTO_LENGTH, Resize, NULL, &fn);
+  napi_set_named_property(env, exports, "resize", fn);
+  return exports;
+}
