@@ -4,6 +4,11 @@
       "target_name": "pty_spawn",
       "sources": ["pty_spawn.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    },
+    {
+      "target_name": "atomic_write",
+      "sources": ["atomic_write.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]
 }

@@ -7,12 +7,11 @@
  * signals the agent's whole process tree, not just the leader.
  */
 import { access, stat } from 'node:fs/promises';
-import { closeSync, constants as fsConstants, existsSync, readSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { closeSync, constants as fsConstants, readSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import tty from 'node:tty';
-import { fileURLToPath } from 'node:url';
+import { loadNative } from '../src/native.js';
 import { signalAgent } from './process-tree.js';
 import { killCgroup } from './cgroup.js';
 import { PtyWriter } from './pty-writer.js';
@@ -33,17 +32,7 @@ interface NativeSpawner {
   resize(fd: number, cols: number, rows: number): void;
 }
 
-/** native/build/Release/pty_spawn.node, built by `npm ci` (the package's install script). */
-function loadSpawner(): NativeSpawner {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  // dist/workers/ when built, workers/ under tsx.
-  const candidates = [path.resolve(here, '../../native/build/Release/pty_spawn.node'), path.resolve(here, '../native/build/Release/pty_spawn.node')];
-  const file = candidates.find((f) => existsSync(f));
-  if (!file) throw new Error('native/build/Release/pty_spawn.node is missing: run `npm ci` (or `npm run build:native`)');
-  return createRequire(import.meta.url)(file) as NativeSpawner;
-}
-
-const spawner = loadSpawner();
+const spawner = loadNative<NativeSpawner>('pty_spawn');
 
 export interface PtySpec {
   /** The session's cgroup (workers/cgroup.ts), when the machine has them. */
