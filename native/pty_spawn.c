@@ -16,6 +16,8 @@
  * terminal). onExit(exitCode, signal) is called once, on the calling thread's loop, from a
  * thread that waits for the child.
  * resize(fd, cols, rows)
+ * close(fd): for the slave hold (Node warns when a worker closes a descriptor it did not
+ * open through fs).
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -351,11 +353,24 @@ static napi_value Resize(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value Close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value a[1];
+  int32_t fd;
+  CHECK(env, napi_get_cb_info(env, info, &argc, a, NULL, NULL));
+  if (argc != 1) THROW(env, "usage: close(fd)");
+  CHECK(env, napi_get_value_int32(env, a[0], &fd));
+  if (close(fd) != 0 && errno != EINTR) THROW(env, strerror(errno));
+  return NULL;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn;
   napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, Spawn, NULL, &fn);
   napi_set_named_property(env, exports, "spawn", fn);
   napi_create_function(env, "resize", NAPI_AUTO_LENGTH, Resize, NULL, &fn);
   napi_set_named_property(env, exports, "resize", fn);
+  napi_create_function(env, "close", NAPI_AUTO_LENGTH, Close, NULL, &fn);
+  napi_set_named_property(env, exports, "close", fn);
   return exports;
 }

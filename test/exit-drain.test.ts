@@ -48,4 +48,7 @@ it('every byte printed right before exit arrives, with eight agents flooding at 
     expect(exitAt).toBeGreaterThan(lastOutput);
   });
   c.close();
+  // Nothing odd on the server's stderr either (a worker closing a descriptor Node did not open
+  // for it, say, is a warning per session).
+  expect(s.output.filter((l) => /warning/i.test(l))).toEqual([]);
 }, 120_000);

@@ -7,7 +7,7 @@
  * signals the agent's whole process tree, not just the leader.
  */
 import { access, stat } from 'node:fs/promises';
-import { closeSync, constants as fsConstants, readSync } from 'node:fs';
+import { constants as fsConstants, readSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import tty from 'node:tty';
@@ -30,6 +30,7 @@ interface NativeSpawner {
     onExit: (exitCode: number, signal: number) => void,
   ): { pid: number; master: number; slave: number; pty: string };
   resize(fd: number, cols: number, rows: number): void;
+  close(fd: number): void;
 }
 
 const spawner = loadNative<NativeSpawner>('pty_spawn');
@@ -183,7 +184,7 @@ function wrap(r: { pid: number; master: number; slave: number }, cgroup: string 
   const releaseSlave = () => {
     if (slave === undefined) return;
     try {
-      closeSync(slave);
+      spawner.close(slave);
     } catch {
       // already closed
     }
