@@ -7,7 +7,7 @@
  * signals the agent's whole process tree, not just the leader.
  */
 import { access, stat } from 'node:fs/promises';
-import { constants as fsConstants, readSync } from 'node:fs';
+import { accessSync, constants as fsConstants, readSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import tty from 'node:tty';
@@ -77,7 +77,7 @@ export type LaunchResult = { ok: true; pty: PtyProcess } | { ok: false; error: s
 const EXIT_DRAIN_MAX_MS = 5000;
 /**
  * After the agent's processes are gone, release our hold on the terminal this much later —
- * only when the rest could not be read at once (see drainBeforeDestroy).
+ * only when the rest could not be read at once (see wrap).
  */
 const SLAVE_RELEASE_DELAY_MS = 20;
 /** Upper bound of the synchronous read of what an exited agent left in the terminal. */
@@ -93,7 +93,8 @@ export async function resolveCommand(command: string, env: Record<string, string
   const known = resolved.get(key);
   if (known) {
     try {
-      await access(known, fsConstants.X_OK);
+      // A local metadata lookup: done in place rather than through the pool and back.
+      accessSync(known, fsConstants.X_OK);
       return known;
     } catch {
       resolved.delete(key);
@@ -124,7 +125,7 @@ async function searchCommand(command: string, env: Record<string, string>, cwd: 
 
 export async function launchPty(spec: PtySpec): Promise<LaunchResult> {
   try {
-    if (!(await stat(spec.cwd)).isDirectory()) return { ok: false, error: `working directory is not a directory: ${spec.cwd}` };
+    if (!statSync(spec.cwd).isDirectory()) return { ok: false, error: `working directory is not a directory: ${spec.cwd}` };
   } catch {
     return { ok: false, error: `working directory does not exist: ${spec.cwd}` };
   }

@@ -70,7 +70,10 @@ export function sessionRoutes(router: Router, sup: Supervisor, dataDir: string, 
     }
     const { record, queued } = await sup.create({ userId, orgId, projectName, agent, command, metadata, priority, cols, rows, conversationId });
     const view = sup.view(record);
-    const body: Record<string, unknown> = { ...view, id: record.id, status: record.status, workspacePath: record.workspacePath };
+    // 201 says "started" (DESIGN §7: running): a one-off as quick as `echo` may already have
+    // ended by the time its start is on disk; its end is in GET and in the `exit` frame.
+    const status = !queued && record.startedAt ? 'running' : record.status;
+    const body: Record<string, unknown> = { ...view, id: record.id, status, workspacePath: record.workspacePath };
     if (queued) ctx.reply.json(202, body);
     else ctx.reply.json(201, body);
   });
