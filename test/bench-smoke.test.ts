@@ -138,6 +138,11 @@ describe('bench harness (tiny sizes)', () => {
       expect(side.median.patchErrors).toBe(0);
       expect(side.runs[0]!.check!.lostUpdates).toBe(0);
     }
+    // The echo floors (ptys + cat alone; driver + uWS alone) ran in the same invocation.
+    for (const l of ['pty-echo', 'ws-echo']) {
+      expect(results.get('echo-latency')!.limits![l]!.median.p99Ms, l).toBeGreaterThan(0);
+      expect(results.get('echo-latency')!.limits![l]!.median.pings, l).toBe(results.get('echo-latency')!.sizes.sessions! * results.get('echo-latency')!.sizes.pings!);
+    }
     // The echo and spawn ceilings are measured, not assumed.
     for (const [name, k] of [['echo-latency', 'ceilingPingsPerS'], ['spawn-rate', 'ceilingPerS']] as const) {
       expect(results.get(name)!.baseline!.median[k], `${name}.${k}`).toBeGreaterThan(0);

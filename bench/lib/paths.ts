@@ -8,6 +8,8 @@ export const PROJECT_MAIN = path.join(DIST, 'src/main.js');
 export const BASELINE_MAIN = path.join(DIST, 'bench/baseline/server.js');
 export const PTY_READ_PROBE = path.join(DIST, 'bench/limits/pty-read.js');
 export const UWS_FANOUT_PROBE = path.join(DIST, 'bench/limits/uws-fanout.js');
+export const PTY_ECHO_PROBE = path.join(DIST, 'bench/limits/pty-echo.js');
+export const WS_ECHO_PROBE = path.join(DIST, 'bench/limits/ws-echo.js');
 
 /** The environment every child starts from: no inherited secrets or config. */
 export function baseEnv(dir: string): Record<string, string> {

@@ -4,8 +4,13 @@
  * its line is back. p50/p95/p99/max over all pings, pings per second over the whole phase.
  */
 import { availableParallelism } from 'node:os';
-import type { Viewer } from '../adapters/types.js';
-import { fmt, pool, ratio, waitFor, withServer, type ScenarioDef } from '../lib/scenario.js';
+import { connectWs } from '../adapters/project.js';
+import type { ServerUnderTest, StartSide, Viewer } from '../adapters/types.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { baseEnv, PTY_ECHO_PROBE, WS_ECHO_PROBE } from '../lib/paths.js';
+import { Probe, spawnNode, stopChild } from '../lib/procs.js';
+import { fmt, pool, ratio, waitFor, withServer, type Ctx, type ScenarioDef, type SideRun } from '../lib/scenario.js';
 import { percentile, sortNumbers } from '../lib/stats.js';
 
 /** One ping waits at most this long for its line. */
@@ -21,12 +26,62 @@ interface Pinger {
   wake: (() => void) | undefined;
 }
 
+/**
+ * The latency limit: limits/ws-echo.ts answers every line at once from memory (no pty, no
+ * agent), driven by the same code, so its p99 is what the driver and the machine add alone.
+ */
+const startWsEcho: StartSide = async ({ dir }) => {
+  const child = await spawnNode(WS_ECHO_PROBE, [], { cwd: dir, env: baseEnv(dir), readyPrefix: 'ws-echo ready at ' });
+  const wsUrl = /ready at (\S+)/.exec(child.readyLine)![1]!;
+  let n = 0;
+  const none = () => Promise.reject(new Error('ws-echo has no planner'));
+  const srv: ServerUnderTest = {
+    side: 'baseline',
+    child,
+    url: wsUrl.replace(/^ws/, 'http'),
+    token: '',
+    createSession: async () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`,
+    deleteSession: async () => {},
+    connect: () => connectWs(wsUrl),
+    seedPlanner: none,
+    cardUrl: () => '',
+  };
+  return srv;
+};
+
+/** The terminal's own round trip: the same pings on ptys running `cat`, no server, no network. */
+async function ptyEcho(ctx: Ctx): Promise<SideRun> {
+  const { echoSessions, echoPings, echoWarmup } = ctx.sizes;
+  const dir = mkdtempSync(path.join(ctx.tmp, 'ptyecho-'));
+  const probe = new Probe(undefined);
+  try {
+    const child = await spawnNode(PTY_ECHO_PROBE, [String(echoSessions), String(echoPings), String(echoWarmup)], {
+      cwd: dir,
+      env: baseEnv(dir),
+      readyPrefix: 'pty-echo result ',
+      timeoutMs: 120_000,
+    });
+    const stop = await stopChild(child);
+    const metrics = JSON.parse(child.readyLine.slice('pty-echo result '.length)) as Record<string, number>;
+    return { metrics, load: probe.finish(), cleanup: { stopMs: stop.ms, exit: stop.signal ?? String(stop.code), leftovers: stop.leftovers } };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export const echoLatency: ScenarioDef = {
   name: 'echo-latency',
   title: 'Interactive echo latency',
   sizes: (s) => ({ sessions: s.echoSessions, pings: s.echoPings, warmup: s.echoWarmup }),
-  side: (ctx, start) =>
-    withServer(ctx, start, ctx.sizes.echoSessions + 10, async (srv, probe) => {
+  limits: () => ({ 'pty-echo': ptyEcho, 'ws-echo': (ctx: Ctx): Promise<SideRun> => echoRun(ctx, startWsEcho) }),
+  side: (ctx, start) => echoRun(ctx, start),
+  summarize(r) {
+    return summarizeEcho(r);
+  },
+};
+
+function echoRun(ctx: Ctx, start: StartSide): Promise<SideRun> {
+  return withServer(ctx, start, ctx.sizes.echoSessions + 10, async (srv, probe) => {
       const { echoSessions: m, echoPings, echoWarmup } = ctx.sizes;
       const pingers: Pinger[] = [];
       const errors: string[] = [];
@@ -116,9 +171,16 @@ export const echoLatency: ScenarioDef = {
           for (const p of pingers) p.viewer.close();
         },
       };
-    }),
-  summarize(r) {
+    });
+}
+
+function summarizeEcho(r: Parameters<ScenarioDef['summarize']>[0]): ReturnType<ScenarioDef['summarize']> {
+  {
     const p = r.project?.median ?? {};
+    // The driver and the machine alone (no pty, no agent): the floor under any server's tail.
+    const floor = r.limits?.['ws-echo']?.median ?? {};
+    // The terminal and `cat` alone (no server, no network): the floor under the pty's share.
+    const ptyFloor = r.limits?.['pty-echo']?.median ?? {};
     const b = r.baseline?.median ?? {};
     const ratios = { p99: ratio(p.p99Ms, b.p99Ms), p50: ratio(p.p50Ms, b.p50Ms), pingsPerS: ratio(p.pingsPerS, b.pingsPerS) };
     const okP99 = Number.isFinite(ratios.p99) ? ratios.p99 <= 0.5 : null;
@@ -128,13 +190,22 @@ export const echoLatency: ScenarioDef = {
     const wanted = 2 * (b.pingsPerS ?? NaN);
     const beyond = Number.isFinite(ceiling) && wanted > ceiling ? `; 2× baseline = ${fmt(wanted, 0)}/s is above this machine's ceiling of ${fmt(ceiling, 0)}/s` : '';
     const targets = [
-      { figure: 'echo p99', target: '≤ 1/2 of baseline', value: `${fmt(p.p99Ms, 2)} ms (${fmt(ratios.p99, 3)}×)`, met: okP99 },
+      {
+        figure: 'echo p99',
+        target: '≤ 1/2 of baseline',
+        value: `${fmt(p.p99Ms, 2)} ms (${fmt(ratios.p99, 3)}×)${Number.isFinite(ptyFloor.p99Ms) ? `; the ptys and \`cat\` alone, no server or network: p99 ${fmt(ptyFloor.p99Ms, 2)} ms` : ''}${Number.isFinite(floor.p99Ms) ? `; the driver and network alone, no pty: p99 ${fmt(floor.p99Ms, 2)} ms` : ''}`,
+        met: okP99,
+      },
       { figure: 'echo pings/s', target: '≥ 2× baseline', value: `${fmt(p.pingsPerS, 0)} /s (${fmt(ratios.pingsPerS, 2)}×)${beyond}`, met: okRate },
     ];
     const cell = (m: typeof p) => `p50 ${fmt(m.p50Ms, 2)} · p95 ${fmt(m.p95Ms, 2)} · p99 ${fmt(m.p99Ms, 2)} · max ${fmt(m.maxMs, 1)} ms · ${fmt(m.pingsPerS, 0)} pings/s`;
     const verdict = okP99 === null || okRate === null ? 'n/a' : `${okP99 ? 'met' : 'missed'} / ${okRate ? 'met' : 'missed'}`;
-    const limit = Number.isFinite(ceiling) ? `ceiling ${fmt(ceiling, 0)} pings/s (server at zero cost: ${fmt(b.outsideCpuMsPerPing ?? p.outsideCpuMsPerPing, 3)} ms CPU per ping outside it)` : '—';
+    const limits: string[] = [];
+    if (Number.isFinite(ceiling)) limits.push(`ceiling ${fmt(ceiling, 0)} pings/s (server at zero cost: ${fmt(b.outsideCpuMsPerPing ?? p.outsideCpuMsPerPing, 3)} ms CPU per ping outside it)`);
+    if (Number.isFinite(ptyFloor.p99Ms)) limits.push(`ptys + cat alone (no server): p50 ${fmt(ptyFloor.p50Ms, 2)} · p99 ${fmt(ptyFloor.p99Ms, 2)} ms · ${fmt(ptyFloor.pingsPerS, 0)} pings/s`);
+    if (Number.isFinite(floor.p99Ms)) limits.push(`driver + uWS echo from memory (no pty): p50 ${fmt(floor.p50Ms, 2)} · p99 ${fmt(floor.p99Ms, 2)} ms · ${fmt(floor.pingsPerS, 0)} pings/s`);
+    const limit = limits.length ? limits.join(' · ') : '—';
     const row = `| echo-latency | ${cell(p)} | ${cell(b)} | ${limit} | p99 ${fmt(ratios.p99, 3)}× · pings/s ${fmt(ratios.pingsPerS, 2)}× | ${verdict} |`;
     return { ratios, targets, row };
-  },
-};
+  }
+}
