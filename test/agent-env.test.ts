@@ -49,6 +49,7 @@ it("the agent's environment is the allowlist and holds none of the server's secr
   expect(out).toContain('PROJECT_NAME=envcheck');
   expect(out).toMatch(/PORT=7\d{3}/);
   expect(out).toContain('TERM=xterm-256color');
+  expect(out).toContain(`PWD=${s.workspaces}/acme/envcheck`);
   expect(out).toContain('FRIENDLY_VAR=hello-friend');
   expect(out).toContain('APPMINT_API_URL=http://appmint.invalid/api');
   expect(out).not.toContain('SERVER_ONLY_VAR');

@@ -131,7 +131,8 @@ export async function launchPty(spec: PtySpec): Promise<LaunchResult> {
   }
   const file = await resolveCommand(spec.command, spec.env, spec.cwd);
   if (!file) return { ok: false, error: `command not found: ${spec.command}` };
-  const envp = Object.entries(spec.env).map(([k, v]) => `${k}=${v}`);
+  // PWD names the working directory, as a terminal's shell expects (node-pty set it too).
+  const envp = Object.entries({ ...spec.env, PWD: spec.cwd }).map(([k, v]) => `${k}=${v}`);
   let proc: PtyProcess;
   // The exit arrives later, on this thread's loop; the wrapper takes it over right away.
   let onChildExit: ((code: number, sig: number) => void) | undefined;
