@@ -37,6 +37,10 @@ export class ActorPool {
       concurrentTasksPerWorker: sessionsPerThread,
       idleTimeout: Number.MAX_SAFE_INTEGER,
       maxQueue: Infinity,
+      // piscina's default blocks an idle worker in Atomics.wait until the next task, which
+      // stops the thread's event loop; an actor thread must keep running its loop (draining,
+      // cleanup, the exit waiters' callbacks) whatever the task count.
+      atomics: 'disabled',
       // Workers inherit no argv/env beyond what Node gives them; secrets are never read there.
     });
     // A worker that dies is reported through its tasks' rejections; never crash on the event.
