@@ -111,6 +111,62 @@ describe('session lifecycle', () => {
     expect((await api(s, 'GET', '/api/sessions?orgId=acme', { token: other })).status).toBe(403);
   });
 
+  it('the agent owns a real terminal: controlling tty, job control, Ctrl-C, its size, no inherited descriptors', async () => {
+    const created = await api(s, 'POST', '/api/sessions', { token, body: { orgId: 'acme', projectName: 'tty', agent: 'bash', cols: 111, rows: 33 } });
+    const id = created.body.id as string;
+    const c = await Client.connect(s.wsUrl, { token });
+    await c.attach(id);
+    // A session leader whose controlling terminal is the pty, at the size asked for.
+    // (Markers are computed by the shell, so the echo of the typed line never matches them.)
+    c.send({ type: 'input', sessionId: id, data: 'echo "tty=$(tty) size=$(stty size) sid=$(ps -o sid= -p $$ | tr -d " ") pid=$$ TTY-$((6*7))"\r' });
+    await c.waitForText(id, 'TTY-42');
+    const m = /tty=(\/dev\/pts\/\d+) size=(\d+ \d+) sid=(\d+) pid=(\d+) TTY-42/.exec(c.text(id));
+    expect(m, c.text(id).slice(-300)).not.toBeNull();
+    expect(m![2]).toBe('33 111');
+    expect(m![3]).toBe(m![4]);
+    // Only the terminal on 0, 1, 2 (and what the shell opens itself): nothing of the server's.
+    // bash keeps one descriptor of its own (255, the terminal again): nothing else may be open.
+    c.send({ type: 'input', sessionId: id, data: 'for f in /proc/$$/fd/*; do readlink $f; done | grep -v "^/dev/pts/" | grep -c . ; echo FDS-$((3*3))\r' });
+    await c.waitForText(id, 'FDS-9');
+    const fds = /(\d+)\r?\nFDS-9/.exec(c.text(id));
+    expect(fds, c.text(id).slice(-300)).not.toBeNull();
+    expect(Number(fds![1])).toBe(0);
+    // Ctrl-C through the terminal interrupts the foreground job (ISIG + job control).
+    c.send({ type: 'input', sessionId: id, data: 'sleep 30; echo NOT-$((5*5))\r' });
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    c.send({ type: 'input', sessionId: id, data: '\u0003' });
+    c.send({ type: 'input', sessionId: id, data: 'echo "after=$((40+2))"\r' });
+    await c.waitForText(id, 'after=42', 10_000);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(c.text(id)).not.toContain('NOT-25');
+    // Job control: a background job is listed by `jobs`.
+    c.send({ type: 'input', sessionId: id, data: 'sleep 20 & jobs; echo JOBS-$((2+2)); kill %1\r' });
+    await c.waitForText(id, 'JOBS-4');
+    expect(c.text(id)).toMatch(/\[1\]\+?\s+Running\s+sleep 20/);
+    c.close();
+    await api(s, 'DELETE', `/api/sessions/${id}`, { token });
+  });
+
+  it('a plain program gets the terminal as its controlling tty, so Ctrl-C reaches it', async () => {
+    // dash does not take a terminal by itself (bash does): the spawner must have given it one.
+    const created = await api(s, 'POST', '/api/sessions', {
+      token,
+      body: { orgId: 'acme', projectName: 'tty', agent: 'script', command: 'echo "ctty=$(ps -o tty= -p $$) CTTY-$((9*9))"; sleep 30' },
+    });
+    const id = created.body.id as string;
+    const c = await Client.connect(s.wsUrl, { token });
+    await c.attach(id);
+    await c.waitForText(id, 'CTTY-81');
+    expect(c.text(id)).toMatch(/ctty=pts\/\d+ CTTY-81/);
+    const t0 = Date.now();
+    c.send({ type: 'input', sessionId: id, data: '\u0003' });
+    const exit = await c.next((f) => f.type === 'exit' && f.sessionId === id, 'exit after Ctrl-C', 10_000);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(exit.signal).toBe('SIGINT');
+    c.close();
+  });
+
   it('signals go to the agent; SIGINT ends a foreground sleep in a one-off', async () => {
     const created = await api(s, 'POST', '/api/sessions', { token, body: { orgId: 'acme', projectName: 'sig', agent: 'script', command: ['sleep', '30'] } });
     const id = created.body.id;
