@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
+#include "napi_strings.h"
 #include <uv.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,18 +33,6 @@ typedef struct {
   int err;
   const char *step;
 } job_t;
-
-static char *get_string(napi_env env, napi_value v) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
-  char *s = malloc(len + 1);
-  if (!s) return NULL;
-  if (napi_get_value_string_utf8(env, v, s, len + 1, &len) != napi_ok) {
-    free(s);
-    return NULL;
-  }
-  return s;
-}
 
 static void fail(job_t *j, const char *step) {
   j->err = errno;

@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
+#include "napi_strings.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -48,18 +49,6 @@
   do {                                                    \
     if ((call) != napi_ok) THROW((env), "napi call failed"); \
   } while (0)
-
-static char *get_string(napi_env env, napi_value v) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
-  char *s = malloc(len + 1);
-  if (!s) return NULL;
-  if (napi_get_value_string_utf8(env, v, s, len + 1, &len) != napi_ok) {
-    free(s);
-    return NULL;
-  }
-  return s;
-}
 
 static void free_list(char **list) {
   if (!list) return;

@@ -73,6 +73,14 @@ export interface PtyProcess {
 
 export type LaunchResult = { ok: true; pty: PtyProcess } | { ok: false; error: string };
 
+/** Terminals of this thread whose exit has not been reported yet (spawned, not yet closed). */
+let live = 0;
+
+/** How many ptys of this thread are live: a worker thread may end only at zero (DESIGN §1). */
+export function livePtys(): number {
+  return live;
+}
+
 /** After the agent exits, its remaining output is read until EOF (EIO), for at most this long. */
 const EXIT_DRAIN_MAX_MS = 5000;
 /**
@@ -192,9 +200,11 @@ function wrap(r: { pid: number; master: number; slave: number }, cgroup: string 
     }
     slave = undefined;
   };
+  live++;
   const report = () => {
     if (reported || !closed || !exit) return;
     reported = true;
+    live--;
     writer.dispose();
     for (const cb of exitCbs) cb(exit);
   };

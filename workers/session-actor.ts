@@ -8,7 +8,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { isAscii, isUtf8 } from 'node:buffer';
 import { outputFrameText, type ActorTask, type FromActor, type ToActor } from '../src/supervisor/mailbox.js';
-import { launchPty, type PtyExit, type PtyProcess } from './pty-process.js';
+import { launchPty, livePtys, type PtyExit, type PtyProcess } from './pty-process.js';
 import { ReplayRing, alignToCharStart } from './replay-ring.js';
 import { ConsoleLog } from './console-log.js';
 import { processUsage } from './process-tree.js';
@@ -85,6 +85,8 @@ class SessionActor {
   }
 
   async start(): Promise<void> {
+    // Live from here: a worker going down waits for actors still launching, too.
+    liveActors.add(this);
     outbox.connect(this.port);
     const s = this.task;
     this.cgroup = s.cgroupBase ? createCgroup(s.cgroupBase, s.sessionId) : undefined;
@@ -100,15 +102,17 @@ class SessionActor {
     if (!res.ok) {
       if (this.cgroup) await removeCgroup(this.cgroup);
       this.postLast({ t: 'spawn_failed', error: res.error });
+      liveActors.delete(this);
       this.port.close();
       this.done();
       return;
     }
     const p = res.pty;
     this.pty = p;
-    liveActors.add(this);
     p.onData((d) => this.onData(d));
     p.onExit((e) => void this.onExit(e));
+    // The worker went down while this agent was launching: it ends at once, like the others.
+    if (fatal) void this.killNow();
     this.port.on('message', (m: ToActor) => {
       try {
         this.onMessage(m);
@@ -371,11 +375,12 @@ process.on('uncaughtException', (err) => {
   void Promise.all(actors.map((a) => a.workerFatal(err)))
     .then(() => Promise.all(actors.map((a) => a.finished)))
     .then(() => {
-      // Every agent of this thread was SIGKILLed and has reported its exit: no pty is live,
-      // so ending the thread is safe (DESIGN §1). A rethrow would not end it: after a handled
-      // uncaught exception this worker stops running ticks and timers (docs/architecture.md).
-      // Until then it keeps draining and refuses new sessions; it never exits with a live pty.
-      if (liveActors.size === 0) process.exit(1);
+      // Every agent of this thread was SIGKILLed and has reported its exit, and the pty
+      // module itself counts no live terminal: only then is ending the thread safe (DESIGN
+      // §1). A rethrow would not end it: after a handled uncaught exception this worker
+      // stops running ticks and timers (docs/architecture.md). Otherwise it keeps draining,
+      // refuses new sessions, and stays: a live pty is never torn down with its thread.
+      if (liveActors.size === 0 && livePtys() === 0) process.exit(1);
     });
 });
 

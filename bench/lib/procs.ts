@@ -220,12 +220,16 @@ export function descendants(root: number): number[] {
   return out;
 }
 
+/** user + system CPU seconds from a /proc …/stat line. */
+function statCpuSeconds(st: string): number {
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
 /** CPU seconds of a process's main thread only (the thread whose id is the pid). */
 export function mainThreadCpuSeconds(pid: number): number {
   try {
-    const st = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
-    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    return statCpuSeconds(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8'));
   } catch {
     return NaN;
   }
@@ -244,8 +248,7 @@ export function threadCpuSeconds(pid: number): Record<string, number> {
     try {
       const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       const name = tid === String(pid) ? 'main' : st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      out[name] = (out[name] ?? 0) + (Number(f[11]) + Number(f[12])) / CLK_TCK;
+      out[name] = (out[name] ?? 0) + statCpuSeconds(st);
     } catch {
       // The thread ended between the listing and the read.
     }

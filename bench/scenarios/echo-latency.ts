@@ -75,9 +75,7 @@ export const echoLatency: ScenarioDef = {
   sizes: (s) => ({ sessions: s.echoSessions, pings: s.echoPings, warmup: s.echoWarmup }),
   limits: () => ({ 'pty-echo': ptyEcho, 'ws-echo': (ctx: Ctx): Promise<SideRun> => echoRun(ctx, startWsEcho) }),
   side: (ctx, start) => echoRun(ctx, start),
-  summarize(r) {
-    return summarizeEcho(r);
-  },
+  summarize: summarizeEcho,
 };
 
 function echoRun(ctx: Ctx, start: StartSide): Promise<SideRun> {
@@ -175,37 +173,35 @@ function echoRun(ctx: Ctx, start: StartSide): Promise<SideRun> {
 }
 
 function summarizeEcho(r: Parameters<ScenarioDef['summarize']>[0]): ReturnType<ScenarioDef['summarize']> {
-  {
-    const p = r.project?.median ?? {};
-    // The driver and the machine alone (no pty, no agent): the floor under any server's tail.
-    const floor = r.limits?.['ws-echo']?.median ?? {};
-    // The terminal and `cat` alone (no server, no network): the floor under the pty's share.
-    const ptyFloor = r.limits?.['pty-echo']?.median ?? {};
-    const b = r.baseline?.median ?? {};
-    const ratios = { p99: ratio(p.p99Ms, b.p99Ms), p50: ratio(p.p50Ms, b.p50Ms), pingsPerS: ratio(p.pingsPerS, b.pingsPerS) };
-    const okP99 = Number.isFinite(ratios.p99) ? ratios.p99 <= 0.5 : null;
-    const okRate = Number.isFinite(ratios.pingsPerS) ? ratios.pingsPerS >= 2 : null;
-    // Measured in the baseline's runs: what any server leaves to the rest of the machine.
-    const ceiling = b.ceilingPingsPerS ?? p.ceilingPingsPerS ?? NaN;
-    const wanted = 2 * (b.pingsPerS ?? NaN);
-    const beyond = Number.isFinite(ceiling) && wanted > ceiling ? `; 2× baseline = ${fmt(wanted, 0)}/s is above this machine's ceiling of ${fmt(ceiling, 0)}/s` : '';
-    const targets = [
-      {
-        figure: 'echo p99',
-        target: '≤ 1/2 of baseline',
-        value: `${fmt(p.p99Ms, 2)} ms (${fmt(ratios.p99, 3)}×)${Number.isFinite(ptyFloor.p99Ms) ? `; the ptys and \`cat\` alone, no server or network: p99 ${fmt(ptyFloor.p99Ms, 2)} ms` : ''}${Number.isFinite(floor.p99Ms) ? `; the driver and network alone, no pty: p99 ${fmt(floor.p99Ms, 2)} ms` : ''}`,
-        met: okP99,
-      },
-      { figure: 'echo pings/s', target: '≥ 2× baseline', value: `${fmt(p.pingsPerS, 0)} /s (${fmt(ratios.pingsPerS, 2)}×)${beyond}`, met: okRate },
-    ];
-    const cell = (m: typeof p) => `p50 ${fmt(m.p50Ms, 2)} · p95 ${fmt(m.p95Ms, 2)} · p99 ${fmt(m.p99Ms, 2)} · max ${fmt(m.maxMs, 1)} ms · ${fmt(m.pingsPerS, 0)} pings/s`;
-    const verdict = okP99 === null || okRate === null ? 'n/a' : `${okP99 ? 'met' : 'missed'} / ${okRate ? 'met' : 'missed'}`;
-    const limits: string[] = [];
-    if (Number.isFinite(ceiling)) limits.push(`ceiling ${fmt(ceiling, 0)} pings/s (server at zero cost: ${fmt(b.outsideCpuMsPerPing ?? p.outsideCpuMsPerPing, 3)} ms CPU per ping outside it)`);
-    if (Number.isFinite(ptyFloor.p99Ms)) limits.push(`ptys + cat alone (no server): p50 ${fmt(ptyFloor.p50Ms, 2)} · p99 ${fmt(ptyFloor.p99Ms, 2)} ms · ${fmt(ptyFloor.pingsPerS, 0)} pings/s`);
-    if (Number.isFinite(floor.p99Ms)) limits.push(`driver + uWS echo from memory (no pty): p50 ${fmt(floor.p50Ms, 2)} · p99 ${fmt(floor.p99Ms, 2)} ms · ${fmt(floor.pingsPerS, 0)} pings/s`);
-    const limit = limits.length ? limits.join(' · ') : '—';
-    const row = `| echo-latency | ${cell(p)} | ${cell(b)} | ${limit} | p99 ${fmt(ratios.p99, 3)}× · pings/s ${fmt(ratios.pingsPerS, 2)}× | ${verdict} |`;
-    return { ratios, targets, row };
-  }
+  const p = r.project?.median ?? {};
+  // The driver and the machine alone (no pty, no agent): the floor under any server's tail.
+  const floor = r.limits?.['ws-echo']?.median ?? {};
+  // The terminal and `cat` alone (no server, no network): the floor under the pty's share.
+  const ptyFloor = r.limits?.['pty-echo']?.median ?? {};
+  const b = r.baseline?.median ?? {};
+  const ratios = { p99: ratio(p.p99Ms, b.p99Ms), p50: ratio(p.p50Ms, b.p50Ms), pingsPerS: ratio(p.pingsPerS, b.pingsPerS) };
+  const okP99 = Number.isFinite(ratios.p99) ? ratios.p99 <= 0.5 : null;
+  const okRate = Number.isFinite(ratios.pingsPerS) ? ratios.pingsPerS >= 2 : null;
+  // Measured in the baseline's runs: what any server leaves to the rest of the machine.
+  const ceiling = b.ceilingPingsPerS ?? p.ceilingPingsPerS ?? NaN;
+  const wanted = 2 * (b.pingsPerS ?? NaN);
+  const beyond = Number.isFinite(ceiling) && wanted > ceiling ? `; 2× baseline = ${fmt(wanted, 0)}/s is above this machine's ceiling of ${fmt(ceiling, 0)}/s` : '';
+  const targets = [
+    {
+      figure: 'echo p99',
+      target: '≤ 1/2 of baseline',
+      value: `${fmt(p.p99Ms, 2)} ms (${fmt(ratios.p99, 3)}×)${Number.isFinite(ptyFloor.p99Ms) ? `; the ptys and \`cat\` alone, no server or network: p99 ${fmt(ptyFloor.p99Ms, 2)} ms` : ''}${Number.isFinite(floor.p99Ms) ? `; the driver and network alone, no pty: p99 ${fmt(floor.p99Ms, 2)} ms` : ''}`,
+      met: okP99,
+    },
+    { figure: 'echo pings/s', target: '≥ 2× baseline', value: `${fmt(p.pingsPerS, 0)} /s (${fmt(ratios.pingsPerS, 2)}×)${beyond}`, met: okRate },
+  ];
+  const cell = (m: typeof p) => `p50 ${fmt(m.p50Ms, 2)} · p95 ${fmt(m.p95Ms, 2)} · p99 ${fmt(m.p99Ms, 2)} · max ${fmt(m.maxMs, 1)} ms · ${fmt(m.pingsPerS, 0)} pings/s`;
+  const verdict = okP99 === null || okRate === null ? 'n/a' : `${okP99 ? 'met' : 'missed'} / ${okRate ? 'met' : 'missed'}`;
+  const limits: string[] = [];
+  if (Number.isFinite(ceiling)) limits.push(`ceiling ${fmt(ceiling, 0)} pings/s (server at zero cost: ${fmt(b.outsideCpuMsPerPing ?? p.outsideCpuMsPerPing, 3)} ms CPU per ping outside it)`);
+  if (Number.isFinite(ptyFloor.p99Ms)) limits.push(`ptys + cat alone (no server): p50 ${fmt(ptyFloor.p50Ms, 2)} · p99 ${fmt(ptyFloor.p99Ms, 2)} ms · ${fmt(ptyFloor.pingsPerS, 0)} pings/s`);
+  if (Number.isFinite(floor.p99Ms)) limits.push(`driver + uWS echo from memory (no pty): p50 ${fmt(floor.p50Ms, 2)} · p99 ${fmt(floor.p99Ms, 2)} ms · ${fmt(floor.pingsPerS, 0)} pings/s`);
+  const limit = limits.length ? limits.join(' · ') : '—';
+  const row = `| echo-latency | ${cell(p)} | ${cell(b)} | ${limit} | p99 ${fmt(ratios.p99, 3)}× · pings/s ${fmt(ratios.pingsPerS, 2)}× | ${verdict} |`;
+  return { ratios, targets, row };
 }

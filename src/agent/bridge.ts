@@ -51,7 +51,7 @@ export class AgentBridge {
     private readonly conversations: () => Conversations | undefined,
     private readonly log: Logger,
   ) {
-    sup.agentEvents = (r, e) => this.fromActorInOrder(r, e);
+    sup.agentEvents = (r, e) => void this.actorEvents.run(r.id, () => this.fromActor(r, e));
     sup.onEnded((r) => this.sessionEnded(r));
   }
 
@@ -122,22 +122,13 @@ export class AgentBridge {
     return seq;
   }
 
-  /** Per session, the tail of the chain that handles its ACP events one after the other. */
-  private readonly actorChains = new Map<string, Promise<void>>();
-
   /**
-   * An actor's events are handled in the order it sent them: a `tool_call` waits for the
-   * message chunks before it to be stored, and a `tool_result` sent right after it must not
-   * overtake it (both can arrive in one batch from the actor's thread).
+   * An actor's events are handled one after the other, per session: a `tool_call` waits for
+   * the message chunks before it to be stored, and a `tool_result` sent right after it must
+   * not overtake it (both can arrive in one batch from the actor's thread). Its own mutex:
+   * handling an event takes `writes` for the same session.
    */
-  private fromActorInOrder(r: SessionRecord, e: AgentEventFromActor): void {
-    const prev = this.actorChains.get(r.id);
-    const next = prev ? prev.then(() => this.fromActor(r, e)) : this.fromActor(r, e);
-    this.actorChains.set(r.id, next);
-    void next.then(() => {
-      if (this.actorChains.get(r.id) === next) this.actorChains.delete(r.id);
-    });
-  }
+  private readonly actorEvents = new KeyedMutex();
 
   /** Events translated by an ACP actor. Message chunks stream live and are stored joined. */
   private async fromActor(r: SessionRecord, e: AgentEventFromActor): Promise<void> {
