@@ -353,6 +353,20 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* A second descriptor for the same terminal (close-on-exec): the supervisor's own handle for input. */
+static napi_value Dup(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value a[1], out;
+  int32_t fd;
+  CHECK(env, napi_get_cb_info(env, info, &argc, a, NULL, NULL));
+  if (argc != 1) THROW(env, "usage: dup(fd)");
+  CHECK(env, napi_get_value_int32(env, a[0], &fd));
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (copy < 0) THROW(env, strerror(errno));
+  CHECK(env, napi_create_int32(env, copy, &out));
+  return out;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn;
   napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, Spawn, NULL, &fn);
@@ -361,5 +375,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_set_named_property(env, exports, "resize", fn);
   napi_create_function(env, "close", NAPI_AUTO_LENGTH, Close, NULL, &fn);
   napi_set_named_property(env, exports, "close", fn);
+  napi_create_function(env, "dup", NAPI_AUTO_LENGTH, Dup, NULL, &fn);
+  napi_set_named_property(env, exports, "dup", fn);
   return exports;
 }

@@ -16,7 +16,8 @@ afterAll(async () => {
 });
 
 /**
- * Input is written to the pty from the actor's thread; what the kernel refuses (a full input
+ * Input is written to the pty from the supervisor's thread, through its own descriptor of the
+ * terminal (handed over by the actor); what the kernel refuses (a full input
  * queue) waits in order and goes in as the agent reads. Here the agent does not read for a
  * while, so the ~600 KB sent meet a full terminal many times over; every byte must arrive,
  * in order, exactly once.

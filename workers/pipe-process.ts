@@ -57,6 +57,7 @@ export async function launchPipes(spec: PtySpec): Promise<PipeLaunch> {
     write: () => {
       // stdin carries the protocol; typed input has nowhere to go.
     },
+    inputFd: () => undefined,
     resize: () => {},
     pause: () => child.stderr!.pause(),
     resume: () => child.stderr!.resume(),

@@ -14,7 +14,7 @@ import tty from 'node:tty';
 import { loadNative } from '../src/native.js';
 import { signalAgent } from './process-tree.js';
 import { killCgroup } from './cgroup.js';
-import { PtyWriter } from './pty-writer.js';
+import { PtyWriter } from '../src/pty-writer.js';
 
 interface NativeSpawner {
   spawn(
@@ -31,6 +31,7 @@ interface NativeSpawner {
   ): { pid: number; master: number; slave: number; pty: string };
   resize(fd: number, cols: number, rows: number): void;
   close(fd: number): void;
+  dup(fd: number): number;
 }
 
 const spawner = loadNative<NativeSpawner>('pty_spawn');
@@ -59,6 +60,12 @@ export interface PtyProcess {
   onData(cb: (data: Buffer) => void): void;
   onExit(cb: (exit: PtyExit) => void): void;
   write(data: string): void;
+  /**
+   * A second descriptor of the terminal, for the supervisor to write input to directly (no
+   * hop through this thread); the caller owns and closes it. Undefined once the terminal is
+   * closing or when the process is out of descriptors (input then comes through `write`).
+   */
+  inputFd(): number | undefined;
   resize(cols: number, rows: number): void;
   pause(): void;
   resume(): void;
@@ -272,6 +279,14 @@ function wrap(r: { pid: number; master: number; slave: number }, cgroup: string 
     },
     write: (data) => {
       if (!reported) writer.write(data);
+    },
+    inputFd: () => {
+      if (reported || !fdOpen || draining) return undefined;
+      try {
+        return spawner.dup(fd);
+      } catch {
+        return undefined;
+      }
     },
     resize: (cols, rows) => {
       if (reported || !fdOpen) return;

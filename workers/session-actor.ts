@@ -122,7 +122,9 @@ class SessionActor {
     });
     this.usageTimer = setInterval(() => void this.sampleUsage(), USAGE_SAMPLE_MS);
     this.usageTimer.unref();
-    this.post({ t: 'spawned', pid: p.pid });
+    // The supervisor writes keystrokes to its own descriptor of the terminal (one thread hop
+    // fewer per keystroke); an ACP agent's input is structured and stays with the actor.
+    this.post({ t: 'spawned', pid: p.pid, inputFd: this.acp ? undefined : p.inputFd() });
     if (this.acp) {
       this.acpStarted = this.acp.start();
       this.acpStarted.then(

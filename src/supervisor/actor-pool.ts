@@ -1,7 +1,9 @@
+import { closeSync } from 'node:fs';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { ActorSpec, ActorTask, FromActor, OutboxBatch, ToActor } from './mailbox.js';
+import { PtyWriter } from '../pty-writer.js';
 
 /** The worker file next to this build: `.js` when built, `.ts` when run under tsx. */
 function workerFile(): string {
@@ -12,6 +14,11 @@ function workerFile(): string {
 /** A running actor as the supervisor sees it: its mailbox and the task's outcome. */
 export interface ActorHandle {
   send(msg: ToActor, transfer?: ArrayBuffer[]): void;
+  /**
+   * Keystrokes for the agent: written straight to the terminal from this thread once the
+   * actor has handed over a descriptor of it (see `spawned`), else through the mailbox.
+   */
+  input(data: string): void;
   /** Resolves when the task ends normally; rejects when the actor's worker died. */
   readonly task: Promise<unknown>;
   close(): void;
@@ -54,7 +61,18 @@ export class ActorPool {
   start(spec: ActorSpec, onMessage: (m: FromActor) => void): ActorHandle {
     const { port1, port2 } = new MessageChannel();
     const key = this.nextKey++;
-    this.handlers.set(key, onMessage);
+    // This handle owns the terminal descriptor the actor hands over, until close().
+    let inputFd: number | undefined;
+    let writer: PtyWriter | undefined;
+    let closed = false;
+    this.handlers.set(key, (m) => {
+      if (m.t === 'spawned' && m.inputFd !== undefined) {
+        const fd = m.inputFd;
+        inputFd = fd;
+        writer = new PtyWriter(fd, () => !closed);
+      }
+      onMessage(m);
+    });
     // The actor's own port brings only its thread's outbox (once per thread).
     port2.on('message', (m: { t: 'outbox'; port: MessagePort }) => {
       if (m?.t === 'outbox') this.listen(m.port);
@@ -63,18 +81,29 @@ export class ActorPool {
     if (spec.initialRing) transfer.push(spec.initialRing.buffer as ArrayBuffer);
     const task: ActorTask = { port: port1, key, spec };
     const run = this.pool.run(task, { transferList: [port1 as unknown as ArrayBuffer, ...transfer] });
+    const send = (msg: ToActor, t: ArrayBuffer[] = []) => {
+      try {
+        (port2 as MessagePort).postMessage(msg, t);
+      } catch {
+        // Port already closed: the actor has ended.
+      }
+    };
     const close = () => {
+      if (closed) return;
+      closed = true;
       this.handlers.delete(key);
       port2.removeAllListeners('message');
       port2.close();
+      writer?.dispose();
+      if (inputFd !== undefined) closeQuietly(inputFd);
+      inputFd = undefined;
     };
     return {
-      send: (msg, t = []) => {
-        try {
-          (port2 as MessagePort).postMessage(msg, t);
-        } catch {
-          // Port already closed: the actor has ended.
-        }
+      send,
+      input: (data) => {
+        if (closed) return;
+        if (writer) writer.write(data);
+        else send({ t: 'input', data });
       },
       task: run,
       close,
@@ -86,7 +115,11 @@ export class ActorPool {
     port.on('message', (batch: OutboxBatch) => {
       for (const [key, m] of batch) {
         const h = this.handlers.get(key);
-        if (!h) continue;
+        if (!h) {
+          // A terminal handed over after its session was let go: nobody else will close it.
+          if (m.t === 'spawned' && m.inputFd !== undefined) closeQuietly(m.inputFd);
+          continue;
+        }
         try {
           h(m);
         } catch (err) {
@@ -107,5 +140,13 @@ export class ActorPool {
     if (this.destroyed) return;
     this.destroyed = true;
     await this.pool.destroy();
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // Already closed.
   }
 }

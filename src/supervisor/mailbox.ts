@@ -54,7 +54,8 @@ export type ToActor =
   | { t: 'permission'; requestId: string; optionId: string | null };
 
 export type FromActor =
-  | { t: 'spawned'; pid: number }
+  /** `inputFd`: the supervisor's own descriptor of the terminal, for input; it closes it. */
+  | { t: 'spawned'; pid: number; inputFd?: number | undefined }
   | { t: 'spawn_failed'; error: string }
   /** `frame` is a ready-to-send UTF-8 JSON `output` frame, transferred (not copied). */
   | { t: 'out'; offset: number; length: number; frame: Uint8Array }

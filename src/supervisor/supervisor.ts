@@ -370,7 +370,7 @@ export class Supervisor {
     if (remote) return this.fleet!.send(remote, 'input', { data });
     const l = this.requireLive(id);
     l.lastActivity = Date.now();
-    l.actor!.send({ t: 'input', data });
+    l.actor!.input(data);
   }
 
   resize(id: string, cols: number, rows: number): void {
