@@ -52,3 +52,38 @@ it('input larger than the terminal buffer, sent while the agent is not reading, 
   expect(createHash('sha256').update(got).digest('hex')).toBe(createHash('sha256').update(sent).digest('hex'));
   c.close();
 }, 90_000);
+
+/**
+ * Input is written to the terminal from the main thread; a resize sent before it must be in
+ * effect when it arrives (both are applied there, in the order they came).
+ */
+it('input sent right after a resize meets the new size, every time', async () => {
+  const created = await api(s, 'POST', '/api/sessions', {
+    token,
+    // The agent asks the terminal for its size (an ioctl, no fork) the moment each line arrives
+    // (`getWindowSize()` alone answers from Node's cache, refreshed only on SIGWINCH).
+    body: {
+      orgId: 'acme',
+      projectName: 'sizes',
+      agent: 'script',
+      command: [
+        process.execPath,
+        '-e',
+        "process.stdout.write('READY\\n'); process.stdin.on('data', (d) => { process.stdout._refreshSize(); const [c, r] = [process.stdout.columns, process.stdout.rows]; process.stdout.write(`size=${r} ${c} ${d.toString().trim()}\\n`); });",
+      ],
+    },
+  });
+  expect(created.status).toBe(201);
+  const id = created.body.id as string;
+  const c = await Client.connect(s.wsUrl, { token });
+  await c.attach(id);
+  await until(() => c.text(id).includes('READY'), 'agent ready');
+  for (let i = 0; i < 20; i++) {
+    c.send({ type: 'resize', sessionId: id, cols: 100 + i, rows: 30 + i });
+    c.send({ type: 'input', sessionId: id, data: `L${i}\r` });
+    await c.waitForText(id, ` L${i}\r\n`);
+    expect(c.text(id)).toContain(`size=${30 + i} ${100 + i} L${i}\r\n`);
+  }
+  expect(c.errors).toEqual([]);
+  c.close();
+}, 60_000);

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, startServer, until, type TestServer } from './helpers/server.js';
 import { Client } from './helpers/ws.js';
+import { readFileSync } from 'node:fs';
+import { childPids } from './helpers/procs.js';
 
 let s: TestServer;
 let token: string;
@@ -159,6 +161,10 @@ describe('session lifecycle', () => {
     await c.attach(id);
     await c.waitForText(id, 'CTTY-81');
     expect(c.text(id)).toMatch(/ctty=pts\/\d+ CTTY-81/);
+    // Only once `sleep` runs: a Ctrl-C that lands while dash is still forking it reaches the
+    // child before it has reset dash's SIGINT handler, so `sleep` survives it, and dash, which
+    // exits on SIGINT only when its foreground child died of it, waits for the 30 s sleep.
+    await until(() => childPids(created.body.pid).some((p) => comm(p) === 'sleep'), 'sleep to run');
     const t0 = Date.now();
     c.send({ type: 'input', sessionId: id, data: '\u0003' });
     const exit = await c.next((f) => f.type === 'exit' && f.sessionId === id, 'exit after Ctrl-C', 10_000);
@@ -199,3 +205,11 @@ describe('artifacts', () => {
     expect((await api(s, 'GET', `/api/sessions/${id}/artifacts`, { token: other })).status).toBe(404);
   });
 });
+
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}

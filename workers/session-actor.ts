@@ -141,7 +141,7 @@ class SessionActor {
         p.write(m.data);
         break;
       case 'resize':
-        p.resize(m.cols, m.rows);
+        if (!m.applied) p.resize(m.cols, m.rows);
         this.screen.resize(m.cols, m.rows);
         break;
       case 'signal':

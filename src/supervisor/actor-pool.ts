@@ -4,6 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { ActorSpec, ActorTask, FromActor, OutboxBatch, ToActor } from './mailbox.js';
 import { PtyWriter } from '../pty-writer.js';
+import { loadNative } from '../native.js';
+
+/** The spawner's terminal ioctl, for sizes set from this thread (native/pty_spawn.c). */
+let terminalIoctl: { resize(fd: number, cols: number, rows: number): void } | undefined;
 
 /** The worker file next to this build: `.js` when built, `.ts` when run under tsx. */
 function workerFile(): string {
@@ -19,6 +23,13 @@ export interface ActorHandle {
    * actor has handed over a descriptor of it (see `spawned`), else through the mailbox.
    */
   input(data: string): void;
+  /**
+   * A new terminal size, set from this thread too when input is, so that input sent after a
+   * resize always meets the new size (the actor's screen mirror follows through the mailbox).
+   */
+  resize(cols: number, rows: number): void;
+  /** A signal for the agent, sent from this thread when input is written from it (same order). */
+  signal(sig: NodeJS.Signals): void;
   /** Resolves when the task ends normally; rejects when the actor's worker died. */
   readonly task: Promise<unknown>;
   close(): void;
@@ -64,11 +75,13 @@ export class ActorPool {
     // This handle owns the terminal descriptor the actor hands over, until close().
     let inputFd: number | undefined;
     let writer: PtyWriter | undefined;
+    let pid = 0;
     let closed = false;
     this.handlers.set(key, (m) => {
       if (m.t === 'spawned' && m.inputFd !== undefined) {
         const fd = m.inputFd;
         inputFd = fd;
+        pid = m.pid;
         writer = new PtyWriter(fd, () => !closed);
       }
       onMessage(m);
@@ -104,6 +117,26 @@ export class ActorPool {
         if (closed) return;
         if (writer) writer.write(data);
         else send({ t: 'input', data });
+      },
+      resize: (cols, rows) => {
+        if (closed) return;
+        if (inputFd === undefined) return send({ t: 'resize', cols, rows });
+        try {
+          const ioctl = (terminalIoctl ??= loadNative<{ resize(fd: number, cols: number, rows: number): void }>('pty_spawn'));
+          ioctl.resize(inputFd, cols, rows);
+        } catch {
+          // The terminal is going away; its exit is on the way.
+        }
+        send({ t: 'resize', cols, rows, applied: true });
+      },
+      signal: (sig) => {
+        if (closed) return;
+        if (!pid) return send({ t: 'signal', signal: sig });
+        try {
+          process.kill(pid, sig);
+        } catch {
+          // Already gone: its exit is on the way.
+        }
       },
       task: run,
       close,

@@ -43,7 +43,8 @@ export type AgentEventFromActor =
 
 export type ToActor =
   | { t: 'input'; data: string }
-  | { t: 'resize'; cols: number; rows: number }
+  /** `applied`: the supervisor already set the terminal's size; only the screen mirror follows. */
+  | { t: 'resize'; cols: number; rows: number; applied?: boolean | undefined }
   | { t: 'signal'; signal: NodeJS.Signals }
   | { t: 'kill'; reason: string }
   | { t: 'replay'; reqId: number; since?: number | undefined; mode?: 'screen' | undefined }

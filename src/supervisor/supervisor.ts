@@ -380,7 +380,7 @@ export class Supervisor {
     const r = this.records.get(id)!;
     r.cols = cols;
     r.rows = rows;
-    l.actor!.send({ t: 'resize', cols, rows });
+    l.actor!.resize(cols, rows);
   }
 
   signal(id: string, signal: NodeJS.Signals): void {
@@ -388,7 +388,7 @@ export class Supervisor {
     if (remote) return this.fleet!.send(remote, 'signal', { signal });
     const l = this.requireLive(id);
     l.lastActivity = Date.now();
-    l.actor!.send({ t: 'signal', signal });
+    l.actor!.signal(signal);
   }
 
   private readonly endedHooks: Array<(r: SessionRecord) => void> = [];
