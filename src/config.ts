@@ -23,6 +23,8 @@ export interface Config {
   workerThreads: number;
   sessionsPerThread: number;
   replayBytes: number;
+  /** Ended sessions kept in memory (lists); older ones stay in the store, found by id. */
+  endedSessionsKept: number;
   wsMaxBackpressure: number;
   maxBodyBytes: number;
   agentsFile: string | undefined;
@@ -179,6 +181,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     workerThreads,
     sessionsPerThread,
     replayBytes: int(env, 'REPLAY_BYTES', 1_048_576, 1024, 1 << 30),
+    endedSessionsKept: int(env, 'ENDED_SESSIONS_KEPT', 10_000, 1, 10_000_000),
     wsMaxBackpressure: int(env, 'WS_MAX_BACKPRESSURE', 4_194_304, 65_536, 1 << 30),
     maxBodyBytes: int(env, 'MAX_BODY_BYTES', 1_048_576, 1024, 1 << 30),
     agentsFile: str(env, 'AGENTS_FILE') ? resolve(str(env, 'AGENTS_FILE')!) : undefined,

@@ -110,7 +110,7 @@ export async function startServer(config: Config, env: Record<string, string | u
   const supervisor = new Supervisor({ config, store, bus, log, metrics, profiles, serverEnv: env, secrets, serverUrl: () => url });
   let fleet: Fleet | undefined;
   if (redis) {
-    fleet = new Fleet(redis, { nodeId: config.nodeId, url: () => url, prefix: 'sm:', sup: supervisor, store, bus, log });
+    fleet = new Fleet(redis, { nodeId: config.nodeId, url: () => url, prefix: 'sm:', sup: supervisor, store, bus, log, endedKept: config.endedSessionsKept });
     try {
       await fleet.start();
     } catch (err) {

@@ -53,6 +53,7 @@ export class AgentBridge {
   ) {
     sup.agentEvents = (r, e) => void this.actorEvents.run(r.id, () => this.fromActor(r, e));
     sup.onEnded((r) => this.sessionEnded(r));
+    sup.onForgotten((id) => this.seqs.delete(id));
   }
 
   // ---- channel lifecycle ------------------------------------------------------------------

@@ -6,6 +6,7 @@ import type { Store } from '../store/store.js';
 import type { Bus } from '../bus/bus.js';
 import type { SessionRecord } from '../supervisor/session.js';
 import { isTerminal } from '../supervisor/session.js';
+import { EndedRecords } from '../supervisor/ended-records.js';
 import type { ReplayResult, Supervisor } from '../supervisor/supervisor.js';
 
 /** Heartbeat period, and the age past which a node counts as dead (survivors mark its sessions lost). */
@@ -89,6 +90,7 @@ export class Fleet {
   private readonly pub: Redis;
   private readonly sub: Redis;
   private readonly remote = new Map<string, SessionRecord>();
+  private readonly endedRemote: EndedRecords;
   /** Owner side: session → watching node → expiry. */
   private readonly watchers = new Map<string, Map<string, number>>();
   /** Viewer side: remote sessions this node shows to local viewers. */
@@ -104,8 +106,9 @@ export class Fleet {
 
   constructor(
     client: Redis,
-    private readonly d: { nodeId: string; url: () => string; prefix: string; sup: Supervisor; store: Store; bus: Bus; log: Logger },
+    private readonly d: { nodeId: string; url: () => string; prefix: string; sup: Supervisor; store: Store; bus: Bus; log: Logger; endedKept: number },
   ) {
+    this.endedRemote = new EndedRecords(d.endedKept);
     const common = { lazyConnect: false, enableOfflineQueue: false, autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 1 };
     this.pub = client.duplicate({ ...common, connectionName: `sm-fleet-pub-${d.nodeId}` });
     this.sub = client.duplicate({ ...common, autoResubscribe: false, connectionName: `sm-fleet-sub-${d.nodeId}` });
@@ -141,7 +144,7 @@ export class Fleet {
     await this.beat();
     await this.pub.sadd(this.k('nodes'), this.d.nodeId);
     for (const r of await this.d.store.list<SessionRecord>('sessions')) {
-      if (r && r.node !== this.d.nodeId) this.remote.set(r.id, r);
+      if (r && r.node !== this.d.nodeId) this.mirror(r);
     }
     this.heartbeat = setInterval(() => void this.beat().catch(() => {}), HEARTBEAT_MS);
     this.heartbeat.unref();
@@ -212,7 +215,7 @@ export class Fleet {
         r.reason = `node ${id} stopped heartbeating`;
         r.endedAt = new Date().toISOString();
         await this.d.store.put('sessions', r.id, r);
-        this.remote.set(r.id, r);
+        this.mirror(r);
         await this.pub.publish(this.k('sessions'), JSON.stringify(r));
         await this.d.bus.publish(`org:${r.orgId}`, 'session:updated', r).catch(() => {});
         await this.d.store.append('jobs', { id: randomUUID(), sessionId: r.id, orgId: r.orgId, userId: r.userId, projectName: r.projectName, agent: r.agent, type: r.type, status: 'lost', exitCode: null, at: r.endedAt, message: r.reason });
@@ -227,6 +230,19 @@ export class Fleet {
   }
 
   // ---- mirror of other nodes' records -----------------------------------------------------
+
+  /**
+   * Keep another node's record; of its ended sessions only the newest stay (as for local
+   * ones: the rest are read from the shared store by id).
+   */
+  private mirror(r: SessionRecord): void {
+    this.remote.set(r.id, r);
+    if (!isTerminal(r.status)) return this.endedRemote.revived(r.id);
+    for (const id of this.endedRemote.ended(r.id)) {
+      const old = this.remote.get(id);
+      if (old && isTerminal(old.status) && !this.watching.has(id)) this.remote.delete(id);
+    }
+  }
 
   get(id: string): SessionRecord | undefined {
     return this.remote.get(id);
@@ -378,7 +394,7 @@ export class Fleet {
       if (name.startsWith('out:')) return this.onFrame(name.slice(4), message);
       if (name === 'sessions') {
         const r = JSON.parse(message.toString()) as SessionRecord;
-        if (r.node !== this.d.nodeId) this.remote.set(r.id, r);
+        if (r.node !== this.d.nodeId) this.mirror(r);
         return;
       }
       if (name.endsWith(':reply')) {

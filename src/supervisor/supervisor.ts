@@ -17,6 +17,7 @@ import { outputFrameText, type AgentEventFromActor, type FromActor } from './mai
 import { PortAllocator } from './ports.js';
 import { commandAvailable, getProfile, type AgentProfile } from './profiles.js';
 import { isTerminal, type SessionRecord, type SessionStatus } from './session.js';
+import { EndedRecords } from './ended-records.js';
 import { AdmissionQueue } from './admission-queue.js';
 import { AgentIds } from './agent-ids.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -134,6 +135,8 @@ export class Supervisor {
   private readonly ports: PortAllocator;
   private readonly pool: ActorPool;
   private readonly endedRings: string[] = [];
+  /** The newest ended sessions: the ones that stay in `records` (src/supervisor/ended-records.ts). */
+  private readonly endedKept: EndedRecords;
   private fanout: Fanout = { session: () => {} };
   private paused = false;
   private closing = false;
@@ -146,6 +149,7 @@ export class Supervisor {
     this.ports = new PortAllocator(c.portRange[0], c.portRange[1]);
     this.pool = new ActorPool(c.workerThreads, c.sessionsPerThread);
     this.limits = { maxConcurrentSessions: c.maxConcurrentSessions, maxQueue: c.maxQueue, idleTimeoutMs: c.idleTimeoutMs };
+    this.endedKept = new EndedRecords(c.endedSessionsKept);
     this.agentIds = c.agentUidRange ? new AgentIds(c.agentUidRange, deps.store, c.workspaceBasePath) : undefined;
   }
 
@@ -213,7 +217,42 @@ export class Supervisor {
         if (profile?.restart === 'always' && was !== 'queued') restart.push(r);
       }
     }
+    // Only the newest ended sessions stay in memory; the rest are read by id when asked for.
+    const ended = [...this.records.values()].filter((r) => isTerminal(r.status) && !restart.includes(r));
+    ended.sort((a, b) => ((a.endedAt ?? a.createdAt) < (b.endedAt ?? b.createdAt) ? -1 : 1));
+    for (const r of ended) this.forgetEnded(this.endedKept.ended(r.id));
     for (const r of restart) this.scheduleRestart(r, 0);
+  }
+
+  /** Drop ended sessions that fell out of the kept set from memory (they stay in the store). */
+  private forgetEnded(ids: string[]): void {
+    for (const id of ids) {
+      const r = this.records.get(id);
+      const l = this.live.get(id);
+      // Still in use (viewers, a pending restart): it stays until it ends again.
+      if (!r || !isTerminal(r.status) || l?.actor || l?.restartTimer || (l?.viewers ?? 0) > 0) continue;
+      this.records.delete(id);
+      this.live.delete(id);
+      for (const fn of this.forgottenHooks) fn(id);
+    }
+  }
+
+  private readonly forgottenHooks: Array<(id: string) => void> = [];
+
+  /** Called when an ended session leaves memory (its record stays in the store). */
+  onForgotten(fn: (id: string) => void): void {
+    this.forgottenHooks.push(fn);
+  }
+
+  /**
+   * A session by id, ended ones no longer kept in memory included (read from the store).
+   * Sessions of this node only, and other nodes' from the fleet's mirror or the shared store.
+   */
+  async find(id: string): Promise<SessionRecord | undefined> {
+    const r = this.get(id);
+    if (r) return r;
+    const stored = await this.deps.store.get<SessionRecord>('sessions', id).catch(() => undefined);
+    return stored && typeof stored.id === 'string' && isTerminal(stored.status) ? stored : undefined;
   }
 
   // ---- queries ---------------------------------------------------------------------------
@@ -728,6 +767,7 @@ export class Supervisor {
     l.ring = undefined;
     l.ackedAt = r.outputOffset;
     r.status = 'starting';
+    this.endedKept.revived(r.id);
     this.active.add(r);
     r.exitCode = null;
     r.signal = null;
@@ -965,6 +1005,7 @@ export class Supervisor {
       JSON.stringify({ type: 'exit', sessionId: r.id, exitCode: r.exitCode, signal: r.signal, reason: r.reason, status }),
     );
     this.statusChanged(r);
+    this.forgetEnded(this.endedKept.ended(r.id));
     for (const fn of this.endedHooks) {
       try {
         fn(r);

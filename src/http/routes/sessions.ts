@@ -33,6 +33,13 @@ export function sessionRoutes(router: Router, sup: Supervisor, dataDir: string, 
     if (!r || !mayWatch(ctx.who, r)) throw new AppError('SM_ERR_SESSION_NOT_FOUND');
     return r;
   };
+  /** The same, for routes that also serve ended sessions no longer kept in memory. */
+  const visibleEver = async (ctx: HttpContext): Promise<SessionRecord> => {
+    const id = assertSessionId(ctx.params.id);
+    const r = await sup.find(id);
+    if (!r || !mayWatch(ctx.who, r)) throw new AppError('SM_ERR_SESSION_NOT_FOUND');
+    return r;
+  };
 
   router.post('/api/sessions', async (ctx) => {
     const p = ctx.who;
@@ -105,18 +112,19 @@ export function sessionRoutes(router: Router, sup: Supervisor, dataDir: string, 
     ctx.reply.json(200, { items, total: items.length });
   });
 
-  router.get('/api/sessions/:id', (ctx) => {
-    ctx.reply.json(200, sup.view(visible(ctx)));
+  router.get('/api/sessions/:id', async (ctx) => {
+    ctx.reply.json(200, sup.view(await visibleEver(ctx)));
   }, 'any');
 
   router.delete('/api/sessions/:id', async (ctx) => {
-    const r = visible(ctx);
+    const r = await visibleEver(ctx);
     assertWriter(ctx.who);
     const raw = await ctx.json();
     const b = raw === undefined ? {} : bodyObject(raw);
     const reason = optString(b, 'reason', 500);
     if (b.details !== undefined && JSON.stringify(b.details).length > 64 * 1024) throw new AppError('SM_ERR_VALIDATION', '"details" must be under 64 KiB.');
-    await sup.terminate(r.id, 'killed', reason, b.details === undefined ? {} : { details: b.details });
+    // A session ended long ago (no longer in memory) has nothing left to terminate.
+    if (sup.get(r.id)) await sup.terminate(r.id, 'killed', reason, b.details === undefined ? {} : { details: b.details });
     ctx.reply.json(200, sup.view(r));
   }, 'any');
 
@@ -148,7 +156,7 @@ export function sessionRoutes(router: Router, sup: Supervisor, dataDir: string, 
   }, 'any');
 
   router.get('/api/sessions/:id/artifacts', async (ctx) => {
-    const r = visible(ctx);
+    const r = await visibleEver(ctx);
     const items = sup.isRemote(r.id) ? [] : await listArtifacts(path.join(dataDir, 'sessions', r.id, 'artifacts'));
     ctx.reply.json(200, { items, declared: r.artifacts ?? [] });
   }, 'any');
@@ -189,7 +197,7 @@ export function sessionRoutes(router: Router, sup: Supervisor, dataDir: string, 
   });
 
   router.get('/api/sessions/:id/logs', async (ctx) => {
-    const r = visible(ctx);
+    const r = await visibleEver(ctx);
     const raw = ctx.query.get('lines');
     let lines = LOG_LINES_DEFAULT;
     if (raw !== null) {
