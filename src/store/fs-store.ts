@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, rm, open, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { mkdirp, writeFileAtomic } from './atomic.js';
+import { mkdirp, sweepTempFiles, writeFileAtomic } from './atomic.js';
 import { assertStorePath, type Store } from './store.js';
 
 /** Append handles kept open at once (the job log and the busiest conversations). */
@@ -183,39 +183,4 @@ export class FsStore implements Store {
   private assertOpen(): void {
     if (this.closed) throw new Error('store is closed');
   }
-}
-
-/** Temp files of writes cut short by a crash are older than this when swept. */
-const STALE_TEMP_MS = 60_000;
-
-/**
- * Remove `.<name>.<hex>.tmp` files that atomic writes left behind when the process was
- * killed mid-write (harmless, but they pile up). Bounded depth; only old ones.
- */
-export async function sweepTempFiles(root: string, depth: number): Promise<number> {
-  let removed = 0;
-  const now = Date.now();
-  const walk = async (dir: string, d: number): Promise<void> => {
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(dir, e.name);
-      if (e.isFile() && /^\..+\.[0-9a-f]{12}\.tmp$/.test(e.name)) {
-        try {
-          if (now - (await stat(p)).mtimeMs > STALE_TEMP_MS) {
-            await rm(p, { force: true });
-            removed++;
-          }
-        } catch {
-          // gone already
-        }
-      } else if (e.isDirectory() && d > 0) await walk(p, d - 1);
-    }
-  };
-  await walk(root, depth);
-  return removed;
 }

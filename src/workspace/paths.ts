@@ -1,7 +1,7 @@
 import { lstat, mkdir, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../errors.js';
-import { mkdirp, writeFileAtomic } from '../store/atomic.js';
+import { mkdirp, sweepTempFiles, writeFileAtomic } from '../store/atomic.js';
 import { assertName } from '../validate.js';
 
 /**
@@ -212,11 +212,22 @@ export async function readVibeJson<T>(root: string, name: string): Promise<T | u
   }
 }
 
+/** `.vibe/` folders swept of stale temp files by this process (once each; bounded). */
+const sweptVibeDirs = new Set<string>();
+const SWEPT_VIBE_DIRS_MAX = 10_000;
+
 /** Atomically write a `.vibe/` file, creating `.vibe/` when missing. */
 export async function writeVibeFile(root: string, name: string, data: string): Promise<void> {
   const dir = await resolveInside(root, [VIBE_DIR], { allowDotfiles: true });
   if (dir.exists && !dir.stat!.isDirectory()) throw new AppError('SM_ERR_PATH_REFUSED', '.vibe is not a directory.');
   if (!dir.exists) await mkdirp(dir.path);
+  else if (!sweptVibeDirs.has(dir.path)) {
+    // The first write here since this process started: temp files of writes a crash cut
+    // short (older than a minute, so no other node's write in flight) go.
+    if (sweptVibeDirs.size >= SWEPT_VIBE_DIRS_MAX) sweptVibeDirs.clear();
+    sweptVibeDirs.add(dir.path);
+    void sweepTempFiles(dir.path, 1).catch(() => 0);
+  }
   const r = await vibeFile(root, name);
   await writeFileAtomic(r.path, data);
 }
