@@ -13,7 +13,7 @@
  * for messages to the actor.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import type { FromActor } from '../src/supervisor/mailbox.js';
+import type { FromActor, ThreadDrained } from '../src/supervisor/mailbox.js';
 
 export interface Flushable {
   flush(): void;
@@ -21,7 +21,7 @@ export interface Flushable {
 
 class Outbox {
   private port: MessagePort | undefined;
-  private batch: Array<[number, FromActor]> = [];
+  private batch: Array<[number, FromActor | ThreadDrained]> = [];
   private transfer: ArrayBuffer[] = [];
   private scheduled = false;
   private readonly dirty = new Set<Flushable>();
@@ -35,7 +35,7 @@ class Outbox {
   }
 
   /** Queue a message for the supervisor; it leaves at the end of this loop turn. */
-  post(key: number, msg: FromActor, transfer: ArrayBuffer[] = []): void {
+  post(key: number, msg: FromActor | ThreadDrained, transfer: ArrayBuffer[] = []): void {
     this.batch.push([key, msg]);
     for (const t of transfer) this.transfer.push(t);
     this.schedule();

@@ -2,12 +2,13 @@
  * Session actor: one long-running piscina task per session. It owns the session's pty,
  * replay ring and console.log; it talks to the supervisor only through its MessagePort.
  * The task resolves after the agent has exited, its trailing output has been sent and the
- * console log is flushed. Rules (DESIGN §1): never process.exit here; never rely on
+ * console log is flushed. Rules (DESIGN §1): never end the thread from here; never rely on
  * worker termination to end a pty — kill the process tree and await its exit.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { isAscii, isUtf8 } from 'node:buffer';
-import { outputFrameText, type ActorTask, type FromActor, type ToActor } from '../src/supervisor/mailbox.js';
+import { outputFrameText, THREAD_KEY, type ActorTask, type FromActor, type ToActor } from '../src/supervisor/mailbox.js';
+import { threadId } from 'node:worker_threads';
 import { launchPty, livePtys, type PtyExit, type PtyProcess } from './pty-process.js';
 import { ReplayRing, alignToCharStart } from './replay-ring.js';
 import { ConsoleLog } from './console-log.js';
@@ -366,8 +367,8 @@ class SessionActor {
 
 /**
  * A fatal error in this worker (an exception no actor caught): kill every pty of the
- * worker and wait for them to exit, then let the error end the thread. Ending a worker
- * with live ptys can abort the whole process; ending it with none cannot.
+ * worker and wait for them to exit, then ask the supervisor to end the thread. Ending a
+ * worker with live ptys can abort the whole process; ending it with none cannot.
  */
 let fatal = false;
 process.on('uncaughtException', (err) => {
@@ -379,10 +380,14 @@ process.on('uncaughtException', (err) => {
     .then(() => {
       // Every agent of this thread was SIGKILLed and has reported its exit, and the pty
       // module itself counts no live terminal: only then is ending the thread safe (DESIGN
-      // §1). A rethrow would not end it: after a handled uncaught exception this worker
-      // stops running ticks and timers (docs/architecture.md). Otherwise it keeps draining,
-      // refuses new sessions, and stays: a live pty is never torn down with its thread.
-      if (liveActors.size === 0 && livePtys() === 0) process.exit(1);
+      // §1), and the supervisor does it (it owns the pool). A rethrow would not end it:
+      // after a handled uncaught exception this worker stops running ticks, immediates and
+      // timers (docs/architecture.md), so the word goes out at once, not on the next turn.
+      // Otherwise it keeps draining, refuses new sessions, and stays: a live pty is never
+      // torn down with its thread.
+      if (liveActors.size > 0 || livePtys() > 0) return;
+      outbox.post(THREAD_KEY, { t: 'thread_drained', threadId });
+      outbox.flush();
     });
 });
 

@@ -2,7 +2,7 @@ import { closeSync } from 'node:fs';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { ActorSpec, ActorTask, FromActor, OutboxBatch, ToActor } from './mailbox.js';
+import { THREAD_KEY, type ActorSpec, type ActorTask, type FromActor, type OutboxBatch, type ToActor } from './mailbox.js';
 import { PtyWriter } from '../pty-writer.js';
 import { loadNative } from '../native.js';
 
@@ -147,6 +147,10 @@ export class ActorPool {
   private listen(port: MessagePort): void {
     port.on('message', (batch: OutboxBatch) => {
       for (const [key, m] of batch) {
+        if (m.t === 'thread_drained') {
+          if (key === THREAD_KEY) this.endThread(m.threadId);
+          continue;
+        }
         const h = this.handlers.get(key);
         if (!h) {
           // A terminal handed over after its session was let go: nobody else will close it.
@@ -166,6 +170,15 @@ export class ActorPool {
     });
     // The thread's life is tracked through its tasks; this port must not keep the process up.
     port.unref();
+  }
+
+  /**
+   * End a worker thread that failed and has drained (no agent, no live pty: DESIGN §1 makes
+   * that the only safe moment); piscina starts a replacement.
+   */
+  private endThread(threadId: number): void {
+    const w = this.pool.threads.find((t) => t.threadId === threadId);
+    void w?.terminate().catch(() => {});
   }
 
   /** Only call when no pty is alive (DESIGN §1). Safe to call twice. */

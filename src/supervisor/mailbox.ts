@@ -98,7 +98,18 @@ export interface ActorTask {
  * (workers/outbox.ts): each batch is `[key, message][]`, in order. The channel's port
  * arrives once, as `{t: 'outbox', port}` on the mailbox of the thread's first actor.
  */
-export type OutboxBatch = Array<[number, FromActor]>;
+export type OutboxBatch = Array<[number, FromActor | ThreadDrained]>;
+
+/**
+ * Key 0 of an outbox batch speaks for the thread itself: after a fatal error it has killed
+ * every agent and its pty module counts no live terminal, so the supervisor may end it
+ * (a worker never ends itself: see workers/session-actor.ts).
+ */
+export const THREAD_KEY = 0;
+export interface ThreadDrained {
+  t: 'thread_drained';
+  threadId: number;
+}
 
 /** Build the JSON text of an `output` frame without re-encoding `data` twice. */
 export function outputFrameText(sessionId: string, offset: number, data: string): string {
