@@ -11,9 +11,10 @@
  * until the exec.
  *
  * spawn(file, argv[], envp[], cwd, cols, rows, cgroupProcs | null, uid, gid, onExit)
- *   -> { pid, master, slave, pty }
+ *   -> { pid, master, slave, input, pty }
  * `master` is non-blocking; `slave` stays open in the server (the actor's hold on the
- * terminal). onExit(exitCode, signal) is called once, on the calling thread's loop, from a
+ * terminal); `input` is a second descriptor of the master (same open file, so also
+ * non-blocking) for the supervisor to write keystrokes to, resize and close itself. onExit(exitCode, signal) is called once, on the calling thread's loop, from a
  * thread that waits for the child.
  * resize(fd, cols, rows)
  * close(fd): for the slave hold (Node warns when a worker closes a descriptor it did not
@@ -209,7 +210,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   char **envp = get_list(env, a[2]);
   char *cwd = get_string(env, a[3]);
   char *cgroup = cgt == napi_string ? get_string(env, a[6]) : NULL;
-  int master = -1, slave = -1, cgfd = -1, errp[2] = {-1, -1};
+  int master = -1, slave = -1, input = -1, cgfd = -1, errp[2] = {-1, -1};
   char pts[128];
   const char *fail = NULL;
   char failbuf[256];
@@ -227,6 +228,11 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   slave = open(pts, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (slave < 0) {
     fail = "could not open the terminal's slave side";
+    goto out;
+  }
+  input = fcntl(master, F_DUPFD_CLOEXEC, 3);
+  if (input < 0) {
+    fail = "could not duplicate the terminal for input";
     goto out;
   }
   set_termios(slave);
@@ -313,6 +319,7 @@ out:
   if (fail) {
     if (master >= 0) close(master);
     if (slave >= 0) close(slave);
+    if (input >= 0) close(input);
     THROW(env, fail);
   }
   napi_value obj, v;
@@ -323,6 +330,8 @@ out:
   napi_set_named_property(env, obj, "master", v);
   napi_create_int32(env, slave, &v);
   napi_set_named_property(env, obj, "slave", v);
+  napi_create_int32(env, input, &v);
+  napi_set_named_property(env, obj, "input", v);
   napi_create_string_utf8(env, pts, NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, obj, "pty", v);
   return obj;
@@ -353,20 +362,6 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* A second descriptor for the same terminal (close-on-exec): the supervisor's own handle for input. */
-static napi_value Dup(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value a[1], out;
-  int32_t fd;
-  CHECK(env, napi_get_cb_info(env, info, &argc, a, NULL, NULL));
-  if (argc != 1) THROW(env, "usage: dup(fd)");
-  CHECK(env, napi_get_value_int32(env, a[0], &fd));
-  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  if (copy < 0) THROW(env, strerror(errno));
-  CHECK(env, napi_create_int32(env, copy, &out));
-  return out;
-}
-
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn;
   napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, Spawn, NULL, &fn);
@@ -375,7 +370,5 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_set_named_property(env, exports, "resize", fn);
   napi_create_function(env, "close", NAPI_AUTO_LENGTH, Close, NULL, &fn);
   napi_set_named_property(env, exports, "close", fn);
-  napi_create_function(env, "dup", NAPI_AUTO_LENGTH, Dup, NULL, &fn);
-  napi_set_named_property(env, exports, "dup", fn);
   return exports;
 }

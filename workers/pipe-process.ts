@@ -54,20 +54,8 @@ export async function launchPipes(spec: PtySpec): Promise<PipeLaunch> {
     onExit: (cb) => {
       exitCbs.push(cb);
     },
-    write: () => {
-      // stdin carries the protocol; typed input has nowhere to go.
-    },
-    inputFd: () => undefined,
-    resize: () => {},
     pause: () => child.stderr!.pause(),
     resume: () => child.stderr!.resume(),
-    signal: (sig) => {
-      try {
-        process.kill(pid, sig);
-      } catch {
-        // gone
-      }
-    },
     signalTree: (sig) => signalAgent(pid, sig, spec.cgroup),
   };
   return { ok: true, proc, child };

@@ -3,8 +3,9 @@
  * (`native/pty_spawn.c`: vfork, so the server is not copied; the child joins its cgroup,
  * takes the terminal as its controlling tty and drops to its uid itself) and returns
  * failures as values (bad cwd, missing command) instead of throwing. Exit is reported once,
- * after the trailing output has been read. Resize and write after exit are ignored. Kill
- * signals the agent's whole process tree, not just the leader.
+ * after the trailing output has been read. Input, size and signals are the supervisor's
+ * (through the terminal's second descriptor, `inputFd`, and the agent's pid). Kill signals
+ * the agent's whole process tree, not just the leader.
  */
 import { access, stat } from 'node:fs/promises';
 import { accessSync, constants as fsConstants, readSync, statSync } from 'node:fs';
@@ -14,7 +15,6 @@ import tty from 'node:tty';
 import { loadNative } from '../src/native.js';
 import { signalAgent } from './process-tree.js';
 import { killCgroup } from './cgroup.js';
-import { PtyWriter } from '../src/pty-writer.js';
 
 interface NativeSpawner {
   spawn(
@@ -28,10 +28,8 @@ interface NativeSpawner {
     uid: number,
     gid: number,
     onExit: (exitCode: number, signal: number) => void,
-  ): { pid: number; master: number; slave: number; pty: string };
-  resize(fd: number, cols: number, rows: number): void;
+  ): { pid: number; master: number; slave: number; input: number; pty: string };
   close(fd: number): void;
-  dup(fd: number): number;
 }
 
 const spawner = loadNative<NativeSpawner>('pty_spawn');
@@ -59,18 +57,14 @@ export interface PtyProcess {
   /** Raw output bytes, as read (UTF-8 boundaries are the actor's business). */
   onData(cb: (data: Buffer) => void): void;
   onExit(cb: (exit: PtyExit) => void): void;
-  write(data: string): void;
   /**
-   * A second descriptor of the terminal, for the supervisor to write input to directly (no
-   * hop through this thread); the caller owns and closes it. Undefined once the terminal is
-   * closing or when the process is out of descriptors (input then comes through `write`).
+   * A second descriptor of the terminal (close-on-exec), for the supervisor: it writes the
+   * keystrokes, sets the size and closes it itself (src/supervisor/actor-pool.ts). Absent for
+   * an agent on pipes.
    */
-  inputFd(): number | undefined;
-  resize(cols: number, rows: number): void;
+  readonly inputFd?: number;
   pause(): void;
   resume(): void;
-  /** Signal the leader only (the API's `signal`). */
-  signal(sig: NodeJS.Signals): void;
   /** Signal every process of the agent (kill). */
   signalTree(sig: NodeJS.Signals | NodeJS.Signals[]): Promise<number>;
   readonly exited: boolean;
@@ -182,7 +176,7 @@ export async function launchPty(spec: PtySpec): Promise<LaunchResult> {
  * write to it any more, so read the rest at once (until EAGAIN) and let go of the slave; the
  * master then reads EOF, the stream closes, and the exit is reported.
  */
-function wrap(r: { pid: number; master: number; slave: number }, cgroup: string | undefined, onChildExit: (cb: (code: number, sig: number) => void) => void): PtyProcess {
+function wrap(r: { pid: number; master: number; slave: number; input: number }, cgroup: string | undefined, onChildExit: (cb: (code: number, sig: number) => void) => void): PtyProcess {
   const { pid, master: fd } = r;
   let slave: number | undefined = r.slave;
   let fdOpen = true;
@@ -196,7 +190,6 @@ function wrap(r: { pid: number; master: number; slave: number }, cgroup: string 
   const exitCbs: Array<(e: PtyExit) => void> = [];
   // A tty stream on the master: raw bytes (the actor counts offsets in bytes, decodes once).
   const sock = new tty.ReadStream(fd);
-  const writer = new PtyWriter(fd, () => fdOpen && !reported);
 
   const releaseSlave = () => {
     if (slave === undefined) return;
@@ -212,7 +205,6 @@ function wrap(r: { pid: number; master: number; slave: number }, cgroup: string 
     if (reported || !closed || !exit) return;
     reported = true;
     live--;
-    writer.dispose();
     for (const cb of exitCbs) cb(exit);
   };
   sock.on('data', (d: Buffer) => {
@@ -277,37 +269,12 @@ function wrap(r: { pid: number; master: number; slave: number }, cgroup: string 
     onExit: (cb) => {
       exitCbs.push(cb);
     },
-    write: (data) => {
-      if (!reported) writer.write(data);
-    },
-    inputFd: () => {
-      if (reported || !fdOpen || draining) return undefined;
-      try {
-        return spawner.dup(fd);
-      } catch {
-        return undefined;
-      }
-    },
-    resize: (cols, rows) => {
-      if (reported || !fdOpen) return;
-      try {
-        spawner.resize(fd, cols, rows);
-      } catch {
-        // The terminal closed between the check and the call.
-      }
-    },
+    inputFd: r.input,
     pause: () => {
       if (!reported) sock.pause();
     },
     resume: () => {
       if (!reported) sock.resume();
-    },
-    signal: (sig) => {
-      try {
-        process.kill(pid, sig);
-      } catch {
-        // Already gone.
-      }
     },
     signalTree: async (sig) => {
       const n = await signalAgent(pid, sig, cgroup);

@@ -123,9 +123,9 @@ class SessionActor {
     });
     this.usageTimer = setInterval(() => void this.sampleUsage(), USAGE_SAMPLE_MS);
     this.usageTimer.unref();
-    // The supervisor writes keystrokes to its own descriptor of the terminal (one thread hop
-    // fewer per keystroke); an ACP agent's input is structured and stays with the actor.
-    this.post({ t: 'spawned', pid: p.pid, inputFd: this.acp ? undefined : p.inputFd() });
+    // The supervisor writes keystrokes, sizes and signals from its own thread (no hop through
+    // this one): the terminal's second descriptor is its from here on.
+    this.post({ t: 'spawned', pid: p.pid, inputFd: p.inputFd });
     if (this.acp) {
       this.acpStarted = this.acp.start();
       this.acpStarted.then(
@@ -138,15 +138,8 @@ class SessionActor {
   private onMessage(m: ToActor): void {
     const p = this.pty!;
     switch (m.t) {
-      case 'input':
-        p.write(m.data);
-        break;
       case 'resize':
-        if (!m.applied) p.resize(m.cols, m.rows);
         this.screen.resize(m.cols, m.rows);
-        break;
-      case 'signal':
-        p.signal(m.signal);
         break;
       case 'kill':
         this.cause = 'kill';

@@ -3,7 +3,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { THREAD_KEY, type ActorSpec, type ActorTask, type FromActor, type OutboxBatch, type ToActor } from './mailbox.js';
-import { PtyWriter } from '../pty-writer.js';
+import { PtyWriter } from './pty-writer.js';
 import { loadNative } from '../native.js';
 
 /** The spawner's terminal ioctl, for sizes set from this thread (native/pty_spawn.c). */
@@ -19,16 +19,17 @@ function workerFile(): string {
 export interface ActorHandle {
   send(msg: ToActor, transfer?: ArrayBuffer[]): void;
   /**
-   * Keystrokes for the agent: written straight to the terminal from this thread once the
-   * actor has handed over a descriptor of it (see `spawned`), else through the mailbox.
+   * Keystrokes, written straight to the terminal from this thread through the descriptor the
+   * actor handed over (see `spawned`). An agent on pipes (ACP) has none: its stdin carries
+   * the protocol, and typed input has nowhere to go.
    */
   input(data: string): void;
   /**
-   * A new terminal size, set from this thread too when input is, so that input sent after a
+   * A new terminal size, set from this thread like the input, so that input sent after a
    * resize always meets the new size (the actor's screen mirror follows through the mailbox).
    */
   resize(cols: number, rows: number): void;
-  /** A signal for the agent, sent from this thread when input is written from it (same order). */
+  /** A signal for the agent, sent from this thread like the input (so in the same order). */
   signal(sig: NodeJS.Signals): void;
   /** Resolves when the task ends normally; rejects when the actor's worker died. */
   readonly task: Promise<unknown>;
@@ -78,11 +79,10 @@ export class ActorPool {
     let pid = 0;
     let closed = false;
     this.handlers.set(key, (m) => {
-      if (m.t === 'spawned' && m.inputFd !== undefined) {
-        const fd = m.inputFd;
-        inputFd = fd;
+      if (m.t === 'spawned') {
         pid = m.pid;
-        writer = new PtyWriter(fd, () => !closed);
+        inputFd = m.inputFd;
+        if (inputFd !== undefined) writer = new PtyWriter(inputFd, () => !closed);
       }
       onMessage(m);
     });
@@ -114,24 +114,22 @@ export class ActorPool {
     return {
       send,
       input: (data) => {
-        if (closed) return;
-        if (writer) writer.write(data);
-        else send({ t: 'input', data });
+        if (!closed) writer?.write(data);
       },
       resize: (cols, rows) => {
         if (closed) return;
-        if (inputFd === undefined) return send({ t: 'resize', cols, rows });
-        try {
-          const ioctl = (terminalIoctl ??= loadNative<{ resize(fd: number, cols: number, rows: number): void }>('pty_spawn'));
-          ioctl.resize(inputFd, cols, rows);
-        } catch {
-          // The terminal is going away; its exit is on the way.
+        if (inputFd !== undefined) {
+          try {
+            const ioctl = (terminalIoctl ??= loadNative<{ resize(fd: number, cols: number, rows: number): void }>('pty_spawn'));
+            ioctl.resize(inputFd, cols, rows);
+          } catch {
+            // The terminal is going away; its exit is on the way.
+          }
         }
-        send({ t: 'resize', cols, rows, applied: true });
+        send({ t: 'resize', cols, rows });
       },
       signal: (sig) => {
-        if (closed) return;
-        if (!pid) return send({ t: 'signal', signal: sig });
+        if (closed || !pid) return;
         try {
           process.kill(pid, sig);
         } catch {

@@ -42,10 +42,8 @@ export type AgentEventFromActor =
   | { kind: 'prompt_failed'; promptId: string; error: string };
 
 export type ToActor =
-  | { t: 'input'; data: string }
-  /** `applied`: the supervisor already set the terminal's size; only the screen mirror follows. */
-  | { t: 'resize'; cols: number; rows: number; applied?: boolean | undefined }
-  | { t: 'signal'; signal: NodeJS.Signals }
+  /** The supervisor has set the terminal's size; the screen mirror follows. */
+  | { t: 'resize'; cols: number; rows: number }
   | { t: 'kill'; reason: string }
   | { t: 'replay'; reqId: number; since?: number | undefined; mode?: 'screen' | undefined }
   | { t: 'ack'; offset: number }

@@ -218,7 +218,8 @@ export class Supervisor {
       }
     }
     // Only the newest ended sessions stay in memory; the rest are read by id when asked for.
-    const ended = [...this.records.values()].filter((r) => isTerminal(r.status) && !restart.includes(r));
+    const restarting = new Set(restart);
+    const ended = [...this.records.values()].filter((r) => isTerminal(r.status) && !restarting.has(r));
     ended.sort((a, b) => ((a.endedAt ?? a.createdAt) < (b.endedAt ?? b.createdAt) ? -1 : 1));
     for (const r of ended) this.forgetEnded(this.endedKept.ended(r.id));
     for (const r of restart) this.scheduleRestart(r, 0);
@@ -1118,7 +1119,7 @@ export class Supervisor {
     if (this.usageTimer) clearTimeout(this.usageTimer);
     this.usageDirty.clear();
     for (const q of this.queue.drain()) await this.setEnded(q, 'killed', 'server shutdown');
-    const live = [...this.records.values()].filter((r) => r.status === 'running' || r.status === 'starting');
+    const live = [...this.active];
     const waits = live.map((r) => this.terminate(r.id, 'killed', 'server shutdown'));
     await Promise.race([Promise.all(waits), new Promise((resolve) => setTimeout(resolve, deadlineMs))]);
     for (const r of live) {

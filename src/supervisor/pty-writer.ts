@@ -1,7 +1,6 @@
 /**
- * Input to a pty master, written synchronously from the thread that has the keystroke: the
- * supervisor's main thread (its own descriptor of the terminal, src/supervisor/actor-pool.ts),
- * or the actor's thread when it has none.
+ * Input to a pty master, written synchronously from the supervisor's main thread, which has
+ * the keystroke, through its own descriptor of the terminal (src/supervisor/actor-pool.ts).
  *
  * node-pty queues every write through `fs.write`, so each keystroke crossed to a libuv pool
  * thread and back: two thread wake-ups (and their futexes) per keystroke, measured as the
