@@ -5,10 +5,9 @@
  * console log is flushed. Rules (DESIGN §1): never end the thread from here; never rely on
  * worker termination to end a pty — kill the process tree and await its exit.
  */
-import type { MessagePort } from 'node:worker_threads';
+import { threadId, type MessagePort } from 'node:worker_threads';
 import { isAscii, isUtf8 } from 'node:buffer';
 import { outputFrameText, THREAD_KEY, type ActorTask, type FromActor, type ToActor } from '../src/supervisor/mailbox.js';
-import { threadId } from 'node:worker_threads';
 import { launchPty, livePtys, type PtyExit, type PtyProcess } from './pty-process.js';
 import { ReplayRing, alignToCharStart } from './replay-ring.js';
 import { ConsoleLog } from './console-log.js';

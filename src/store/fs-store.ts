@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm, open, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { mkdirp, sweepTempFiles, writeFileAtomic } from './atomic.js';
 import { assertStorePath, type Store } from './store.js';

@@ -1,4 +1,4 @@
-import { lstat, mkdir, readFile, realpath } from 'node:fs/promises';
+import { lstat, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../errors.js';
 import { mkdirp, sweepTempFiles, writeFileAtomic } from '../store/atomic.js';
