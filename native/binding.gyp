@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "pty_spawn",
-      "sources": ["pty_spawn.c"],
+      "sources": ["pty_spawn.c", "pty_reader.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     },
     {

@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #include <node_api.h>
 #include "napi_strings.h"
+#include "pty_reader.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -370,5 +371,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_set_named_property(env, exports, "resize", fn);
   napi_create_function(env, "close", NAPI_AUTO_LENGTH, Close, NULL, &fn);
   napi_set_named_property(env, exports, "close", fn);
+  init_pty_reader(env, exports);
   return exports;
 }

@@ -1,4 +1,11 @@
-import { open, rename, mkdir, type FileHandle } from 'node:fs/promises';
+import { close, fstat, open, writev } from 'node:fs';
+import { mkdir, rename } from 'node:fs/promises';
+import { promisify } from 'node:util';
+
+const openAsync = promisify(open);
+const fstatAsync = promisify(fstat);
+const closeAsync = promisify(close);
+const writevAsync = promisify(writev);
 import path from 'node:path';
 
 /** Rotate console.log to console.log.1 past this size: enough for `logs`, bounded on disk. */
@@ -21,7 +28,8 @@ const LOG_BATCH_BYTES = 1024 * 1024;
  * matters more than its log.
  */
 export class ConsoleLog {
-  private fh: Promise<FileHandle | undefined>;
+  /** The open log (a raw descriptor: the callback API costs a fraction of a FileHandle's promises). */
+  private fd: Promise<number | undefined>;
   private chain: Promise<void> = Promise.resolve();
   private size = 0;
   private queued: Uint8Array[] = [];
@@ -35,17 +43,17 @@ export class ConsoleLog {
 
   constructor(private readonly file: string) {
     // Opened on the first output: a session that prints nothing costs no file.
-    this.fh = Promise.resolve(undefined);
+    this.fd = Promise.resolve(undefined);
   }
 
   private opened = false;
 
-  private async openFile(): Promise<FileHandle | undefined> {
+  private async openFile(): Promise<number | undefined> {
     try {
       await mkdir(path.dirname(this.file), { recursive: true });
-      const fh = await open(this.file, 'a', 0o600);
-      this.size = (await fh.stat()).size;
-      return fh;
+      const fd = await openAsync(this.file, 'a', 0o600);
+      this.size = (await fstatAsync(fd)).size;
+      return fd;
     } catch {
       this.failures++;
       return undefined;
@@ -77,20 +85,21 @@ export class ConsoleLog {
     this.queuedBytes = 0;
     if (!this.opened) {
       this.opened = true;
-      this.fh = this.openFile();
+      this.fd = this.openFile();
     }
     this.chain = this.chain.then(async () => {
       try {
-        let fh = await this.fh;
-        if (!fh) return;
+        let fd = await this.fd;
+        if (fd === undefined) return;
         if (this.size + n > CONSOLE_LOG_MAX_BYTES && this.size > 0) {
-          await fh.close();
+          await closeAsync(fd);
           await rename(this.file, this.file + '.1');
-          this.fh = this.openFile();
-          fh = await this.fh;
-          if (!fh) return;
+          this.fd = this.openFile();
+          fd = await this.fd;
+          if (fd === undefined) return;
         }
-        await fh.writev(batch);
+        // libuv writes every buffer (it continues short writes and splits past IOV_MAX).
+        await writevAsync(fd, batch);
         this.size += n;
       } catch {
         this.failures++;
@@ -103,8 +112,8 @@ export class ConsoleLog {
   async close(): Promise<void> {
     this.flush();
     await this.chain;
-    const fh = await this.fh;
-    await fh?.close().catch(() => {});
-    this.fh = Promise.resolve(undefined);
+    const fd = await this.fd;
+    this.fd = Promise.resolve(undefined);
+    if (fd !== undefined) await closeAsync(fd).catch(() => {});
   }
 }

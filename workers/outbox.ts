@@ -8,12 +8,19 @@
  * all travel this one channel, so their order is kept (output before `replay` answers that
  * cover it, the last output before `exit`).
  *
+ * Output travels as text. A posted object costs V8's serializer an identity map (a fresh
+ * zone allocation, which in a busy heap set off malloc's consolidation on every post) and a
+ * transferred buffer a detach and a new ArrayBuffer on each side; a posted string is copied
+ * once. So runs of `out` messages go as one string (src/supervisor/output-batch.ts), other
+ * messages as an object batch, in the order they were made.
+ *
  * The channel is made by the thread's first actor; its other end travels to the supervisor
  * through that actor's own mailbox (`{t: 'outbox', port}`), which is otherwise used only
  * for messages to the actor.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { FromActor, ThreadDrained } from '../src/supervisor/mailbox.js';
+import { encodeOutput } from '../src/supervisor/output-batch.js';
 
 export interface Flushable {
   flush(): void;
@@ -21,8 +28,10 @@ export interface Flushable {
 
 class Outbox {
   private port: MessagePort | undefined;
-  private batch: Array<[number, FromActor | ThreadDrained]> = [];
-  private transfer: ArrayBuffer[] = [];
+  /** What leaves at the end of this loop turn, in order: output text and object batches. */
+  private segments: Array<string | { batch: Array<[number, FromActor | ThreadDrained]>; transfer: ArrayBuffer[] }> = [];
+  /** Records of the output run being built (joined into one string when it ends). */
+  private text: string[] = [];
   private scheduled = false;
   private readonly dirty = new Set<Flushable>();
 
@@ -36,8 +45,17 @@ class Outbox {
 
   /** Queue a message for the supervisor; it leaves at the end of this loop turn. */
   post(key: number, msg: FromActor | ThreadDrained, transfer: ArrayBuffer[] = []): void {
-    this.batch.push([key, msg]);
-    for (const t of transfer) this.transfer.push(t);
+    this.endText();
+    let last = this.segments[this.segments.length - 1];
+    if (last === undefined || typeof last === 'string') this.segments.push((last = { batch: [], transfer: [] }));
+    last.batch.push([key, msg]);
+    for (const t of transfer) last.transfer.push(t);
+    this.schedule();
+  }
+
+  /** Queue an output frame (its JSON text) for the supervisor, as `post` does. */
+  postOutput(key: number, offset: number, length: number, frame: string, ascii: boolean): void {
+    this.text.push(encodeOutput(key, offset, length, frame, ascii));
     this.schedule();
   }
 
@@ -51,15 +69,21 @@ class Outbox {
     this.dirty.delete(a);
   }
 
+  private endText(): void {
+    if (this.text.length === 0) return;
+    this.segments.push(this.text.length === 1 ? this.text[0]! : this.text.join(''));
+    this.text = [];
+  }
+
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => this.flush());
   }
 
-  /** Flush dirty actors, then send the batch now (also used before a task resolves). */
+  /** Flush dirty actors, then send what is queued now (also used before a task resolves). */
   flush(): void {
-    // Posts made while dirty actors flush join this batch instead of scheduling another.
+    // Posts made while dirty actors flush join this turn instead of scheduling another.
     this.scheduled = true;
     if (this.dirty.size > 0) {
       const actors = [...this.dirty];
@@ -67,13 +91,15 @@ class Outbox {
       for (const a of actors) a.flush();
     }
     this.scheduled = false;
-    if (this.batch.length === 0) return;
-    const batch = this.batch;
-    const transfer = this.transfer;
-    this.batch = [];
-    this.transfer = [];
+    this.endText();
+    if (this.segments.length === 0) return;
+    const segments = this.segments;
+    this.segments = [];
     try {
-      this.port?.postMessage(batch, transfer);
+      for (const seg of segments) {
+        if (typeof seg === 'string') this.port?.postMessage(seg);
+        else this.port?.postMessage(seg.batch, seg.transfer);
+      }
     } catch {
       // The supervisor's side is gone (shutdown): nothing left to tell.
     }

@@ -11,7 +11,6 @@ import { access, stat } from 'node:fs/promises';
 import { accessSync, constants as fsConstants, readSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
-import tty from 'node:tty';
 import { loadNative } from '../src/native.js';
 import { signalAgent } from './process-tree.js';
 import { killCgroup } from './cgroup.js';
@@ -30,6 +29,15 @@ interface NativeSpawner {
     onExit: (exitCode: number, signal: number) => void,
   ): { pid: number; master: number; slave: number; input: number; pty: string };
   close(fd: number): void;
+  /** Reads a terminal's output on this thread's loop (native/pty_reader.c). */
+  PtyReader: new (fd: number, onData: (d: Buffer) => void, onEnd: (errno: number) => void) => PtyReader;
+}
+
+interface PtyReader {
+  pause(): void;
+  resume(): void;
+  /** Stop for good and close the descriptor. */
+  close(): void;
 }
 
 const spawner = loadNative<NativeSpawner>('pty_spawn');
@@ -174,7 +182,7 @@ export async function launchPty(spec: PtySpec): Promise<LaunchResult> {
  * runs). So the server holds the slave open itself (the spawner returns it) while the agent
  * runs. When the agent exits: kill whatever else of it holds the terminal; then nothing can
  * write to it any more, so read the rest at once (until EAGAIN) and let go of the slave; the
- * master then reads EOF, the stream closes, and the exit is reported.
+ * master then reads EOF (EIO), the reader ends, and the exit is reported.
  */
 function wrap(r: { pid: number; master: number; slave: number; input: number }, cgroup: string | undefined, onChildExit: (cb: (code: number, sig: number) => void) => void): PtyProcess {
   const { pid, master: fd } = r;
@@ -186,10 +194,9 @@ function wrap(r: { pid: number; master: number; slave: number; input: number }, 
   let reaped = false;
   let lone = false;
   let exit: PtyExit | undefined;
+  let safety: NodeJS.Timeout | undefined;
   const dataCbs: Array<(d: Buffer) => void> = [];
   const exitCbs: Array<(e: PtyExit) => void> = [];
-  // A tty stream on the master: raw bytes (the actor counts offsets in bytes, decodes once).
-  const sock = new tty.ReadStream(fd);
 
   const releaseSlave = () => {
     if (slave === undefined) return;
@@ -207,46 +214,41 @@ function wrap(r: { pid: number; master: number; slave: number; input: number }, 
     live--;
     for (const cb of exitCbs) cb(exit);
   };
-  sock.on('data', (d: Buffer) => {
-    for (const cb of dataCbs) cb(d);
-  });
-  sock.on('error', () => {
-    // EIO: the terminal's last holder is gone and everything was read. The stream closes.
-    fdOpen = false;
-  });
-  sock.once('end', () => {
-    fdOpen = false;
-  });
-  sock.once('close', () => {
+  // The master's reads come straight to the data callbacks: raw bytes (the actor counts
+  // offsets in bytes, decodes once).
+  const finish = () => {
+    if (closed) return;
     fdOpen = false;
     closed = true;
+    clearTimeout(safety);
+    reader.close();
     releaseSlave();
     report();
-  });
+  };
+  // EOF or EIO: the terminal's last holder is gone and everything was read.
+  const reader = new spawner.PtyReader(
+    fd,
+    (d) => {
+      for (const cb of dataCbs) cb(d);
+    },
+    () => finish(),
+  );
 
   const startDrain = () => {
     if (draining || closed) return;
     draining = true;
-    sock.resume();
+    reader.resume();
     const sweep = cgroup ? Promise.resolve(killCgroup(cgroup) ? 1 : 0) : lone ? killGroup(pid) : signalAgent(pid, 'SIGKILL');
     void sweep
       .catch(() => 0)
       .then(() => {
         reaped = true;
         // Nobody but us holds the terminal now, so nothing more can be written to it: read
-        // the rest at once and let go. Only if the stream still holds chunks of its own
-        // (they go first) or the read ended oddly, wait a moment instead.
-        if (fdOpen && !closed && sock.readableLength === 0 && readRest(fd, dataCbs)) releaseSlave();
+        // the rest at once and let go. Only if the read ended oddly, wait a moment instead.
+        if (fdOpen && !closed && readRest(fd, dataCbs)) releaseSlave();
         else setTimeout(releaseSlave, SLAVE_RELEASE_DELAY_MS);
       });
-    const safety = setTimeout(() => {
-      releaseSlave();
-      if (!closed) {
-        fdOpen = false;
-        sock.destroy();
-      }
-    }, EXIT_DRAIN_MAX_MS);
-    sock.once('close', () => clearTimeout(safety));
+    safety = setTimeout(finish, EXIT_DRAIN_MAX_MS);
   };
   onChildExit((code, sig) => {
     const sigName = sig ? (SIGNAL_NAMES.get(sig) ?? String(sig)) : null;
@@ -271,10 +273,10 @@ function wrap(r: { pid: number; master: number; slave: number; input: number }, 
     },
     inputFd: r.input,
     pause: () => {
-      if (!reported) sock.pause();
+      if (!reported) reader.pause();
     },
     resume: () => {
-      if (!reported) sock.resume();
+      if (!reported) reader.resume();
     },
     signalTree: async (sig) => {
       const n = await signalAgent(pid, sig, cgroup);

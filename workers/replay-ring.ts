@@ -50,8 +50,8 @@ export class ReplayRing {
     }
     const pos = (this.head + this.size) % L;
     const first = Math.min(src.length, L - pos);
-    this.buf.set(src.subarray(0, first), pos);
-    if (first < src.length) this.buf.set(src.subarray(first), 0);
+    copyInto(this.buf, pos, src, 0, first);
+    if (first < src.length) copyInto(this.buf, 0, src, first, src.length);
     this.size += src.length;
     this.end += src.length;
   }
@@ -78,6 +78,15 @@ export class ReplayRing {
     this.copyOut(out, 0, (this.head + (from - this.start)) % this.buf.length, len);
     return out;
   }
+}
+
+/** Below this many bytes a loop beats making a view for `set` (an echo is a few bytes). */
+const SMALL_COPY_BYTES = 64;
+
+function copyInto(target: Uint8Array, at: number, src: Uint8Array, from: number, to: number): void {
+  if (to - from <= SMALL_COPY_BYTES) {
+    for (let i = from; i < to; i++) target[at++] = src[i]!;
+  } else target.set(from === 0 && to === src.length ? src : src.subarray(from, to), at);
 }
 
 /** Move an offset forward past UTF-8 continuation bytes so a replay never starts mid-character. */

@@ -231,8 +231,7 @@ class SessionActor {
     this.ring.push(bytes);
     this.log.write(bytes);
     this.screen.feed(bytes);
-    const frame = this.frame(offset, text, ascii);
-    this.post({ t: 'out', offset, length: bytes.length, frame }, [frame.buffer as ArrayBuffer]);
+    outbox.postOutput(this.key, offset, bytes.length, outputFrameText(this.task.sessionId, offset, text), ascii);
     if (!this.paused && this.offset - this.acked > FLOW_HIGH_BYTES && this.pty && !this.pty.exited) {
       this.paused = true;
       this.pty.pause();
@@ -240,13 +239,13 @@ class SessionActor {
   }
 
   /**
-   * A ready-to-send `output` frame in a non-pooled buffer, so its ArrayBuffer can be
-   * transferred instead of copied. ASCII text is written one byte per character.
+   * A ready-to-send `output` frame (a replay's) in a non-pooled buffer, so its ArrayBuffer
+   * can be transferred instead of copied.
    */
-  private frame(offset: number, text: string, ascii: boolean): Buffer {
+  private frame(offset: number, text: string): Buffer {
     const json = outputFrameText(this.task.sessionId, offset, text);
-    const b = Buffer.allocUnsafeSlow(ascii ? json.length : Buffer.byteLength(json));
-    b.write(json, ascii ? 'latin1' : 'utf8');
+    const b = Buffer.allocUnsafeSlow(Buffer.byteLength(json));
+    b.write(json, 'utf8');
     return b;
   }
 
@@ -262,7 +261,7 @@ class SessionActor {
       bytes = bytes.subarray(skip);
       from += skip;
     }
-    const frame = bytes.length > 0 ? this.frame(from, bytes.toString('utf8'), false) : null;
+    const frame = bytes.length > 0 ? this.frame(from, bytes.toString('utf8')) : null;
     this.post({ t: 'replay', reqId, offset: from, end, gap, frame }, frame ? [frame.buffer as ArrayBuffer] : []);
   }
 
@@ -274,7 +273,7 @@ class SessionActor {
     const end = this.ring.end;
     const from = Math.max(snap.offset, this.ring.start);
     const bytes = this.ring.slice(from);
-    const frame = bytes.length > 0 ? this.frame(from, bytes.toString('utf8'), false) : null;
+    const frame = bytes.length > 0 ? this.frame(from, bytes.toString('utf8')) : null;
     this.post({ t: 'replay', reqId, offset: snap.offset, end, gap: from !== snap.offset, frame, screen: { data: snap.data, cols: snap.cols, rows: snap.rows } }, frame ? [frame.buffer as ArrayBuffer] : []);
   }
 

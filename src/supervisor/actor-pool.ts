@@ -3,6 +3,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { THREAD_KEY, type ActorSpec, type ActorTask, type FromActor, type OutboxBatch, type ToActor } from './mailbox.js';
+import { decodeOutputs } from './output-batch.js';
 import { PtyWriter } from './pty-writer.js';
 import { loadNative } from '../native.js';
 
@@ -141,29 +142,40 @@ export class ActorPool {
     };
   }
 
-  /** A worker thread's outbox: batches of `[key, message]`, delivered in order. */
+  private readonly deliverOutput = (key: number, m: FromActor): void => this.deliver(key, m);
+
+  /** One message of an outbox, to its session's handler. */
+  private deliver(key: number, m: FromActor): void {
+    const h = this.handlers.get(key);
+    if (!h) {
+      // A terminal handed over after its session was let go: nobody else will close it.
+      if (m.t === 'spawned' && m.inputFd !== undefined) closeQuietly(m.inputFd);
+      return;
+    }
+    try {
+      h(m);
+    } catch (err) {
+      // One session's handler failing must not swallow the rest of the batch; the error
+      // still surfaces as it would have from its own message event.
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  }
+
+  /** A worker thread's outbox: output text, or batches of `[key, message]`, in order. */
   private listen(port: MessagePort): void {
-    port.on('message', (batch: OutboxBatch) => {
+    port.on('message', (batch: OutboxBatch | string) => {
+      if (typeof batch === 'string') {
+        decodeOutputs(batch, this.deliverOutput);
+        return;
+      }
       for (const [key, m] of batch) {
         if (m.t === 'thread_drained') {
           if (key === THREAD_KEY) this.endThread(m.threadId);
           continue;
         }
-        const h = this.handlers.get(key);
-        if (!h) {
-          // A terminal handed over after its session was let go: nobody else will close it.
-          if (m.t === 'spawned' && m.inputFd !== undefined) closeQuietly(m.inputFd);
-          continue;
-        }
-        try {
-          h(m);
-        } catch (err) {
-          // One session's handler failing must not swallow the rest of the batch; the error
-          // still surfaces as it would have from its own message event.
-          queueMicrotask(() => {
-            throw err;
-          });
-        }
+        this.deliver(key, m);
       }
     });
     // The thread's life is tracked through its tasks; this port must not keep the process up.

@@ -56,7 +56,7 @@ export type FromActor =
   /** `inputFd`: the supervisor's own descriptor of the terminal, for input; it closes it. */
   | { t: 'spawned'; pid: number; inputFd?: number | undefined }
   | { t: 'spawn_failed'; error: string }
-  /** `frame` is a ready-to-send UTF-8 JSON `output` frame, transferred (not copied). */
+  /** `frame` is a ready-to-send UTF-8 JSON `output` frame (it travels as text: output-batch.ts). */
   | { t: 'out'; offset: number; length: number; frame: Uint8Array }
   | {
       t: 'replay';
@@ -93,7 +93,8 @@ export interface ActorTask {
 
 /**
  * Actor → supervisor traffic travels in batches on one channel per worker thread
- * (workers/outbox.ts): each batch is `[key, message][]`, in order. The channel's port
+ * (workers/outbox.ts): each batch is `[key, message][]`, or a string of `out` messages
+ * (output-batch.ts), in order. The channel's port
  * arrives once, as `{t: 'outbox', port}` on the mailbox of the thread's first actor.
  */
 export type OutboxBatch = Array<[number, FromActor | ThreadDrained]>;

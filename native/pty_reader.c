@@ -1,0 +1,209 @@
+/*
+ * PtyReader: the terminal's output, read on the calling thread's loop without a stream.
+ *
+ * A `tty.ReadStream` on the pty master costs, for every read: a 64 KiB allocation that is
+ * then shrunk to the bytes read (malloc churn and fresh pages at 20,000 reads a second),
+ * and the stream machinery in JS (onStreamRead, the readable buffer, 'data' events). Here
+ * one uv_poll watches the descriptor; each time it is readable the bytes are read into a
+ * buffer of this reader and handed to JS as one exact-size Buffer.
+ *
+ * new PtyReader(fd, onData(buffer), onEnd(errno))
+ *   onEnd is called once, when a read says end of file (0) or fails (EIO once the last
+ *   holder of the slave side is gone); polling stops then, the descriptor stays open.
+ * pause(), resume(): stop and restart polling (flow control).
+ * close(): stop for good and close the descriptor; no callback follows.
+ *
+ * The reader keeps its JS object alive while it is open. If the thread's environment goes
+ * away first (a worker ending), a cleanup hook closes it.
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <uv.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pty_reader.h"
+
+/* Read at most this much per wake-up (a pty master gives at most 4 KiB per read anyway). */
+#define READ_CHUNK (64 * 1024)
+
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref self;
+  napi_ref on_data;
+  napi_ref on_end;
+  napi_async_context ctx;
+  int fd;
+  int polling;
+  int ended;
+  int closed;
+  /* Freed when both the uv handle is closed and the JS object is finalized. */
+  int holds;
+  char buf[READ_CHUNK];
+} reader_t;
+
+static void release(reader_t *r) {
+  if (--r->holds == 0) free(r);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  release((reader_t *)h->data);
+}
+
+static void env_cleanup(void *arg);
+
+/* Stop for good: no more callbacks, the descriptor closed, the JS object let go. */
+static void shut(reader_t *r, int from_cleanup) {
+  if (r->closed) return;
+  r->closed = 1;
+  r->polling = 0;
+  uv_poll_stop(&r->poll);
+  uv_close((uv_handle_t *)&r->poll, on_handle_closed);
+  if (r->fd >= 0) close(r->fd);
+  r->fd = -1;
+  if (!from_cleanup) napi_remove_env_cleanup_hook(r->env, env_cleanup, r);
+  napi_delete_reference(r->env, r->on_data);
+  napi_delete_reference(r->env, r->on_end);
+  napi_async_destroy(r->env, r->ctx);
+  napi_reference_unref(r->env, r->self, NULL);
+}
+
+static void env_cleanup(void *arg) {
+  shut((reader_t *)arg, 1);
+}
+
+/* Call a JS callback from the loop; an exception becomes the thread's uncaught exception. */
+static void call(reader_t *r, napi_ref ref, napi_value arg) {
+  napi_env env = r->env;
+  napi_value cb, recv;
+  if (napi_get_reference_value(env, ref, &cb) != napi_ok || !cb) return;
+  napi_get_reference_value(env, r->self, &recv);
+  if (napi_make_callback(env, r->ctx, recv, cb, 1, &arg, NULL) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+    }
+  }
+}
+
+static void on_readable(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  reader_t *r = h->data;
+  if (r->closed || r->ended) return;
+  ssize_t n;
+  do n = read(r->fd, r->buf, sizeof r->buf);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(r->env, &scope) != napi_ok) return;
+  if (n > 0) {
+    napi_value buf;
+    void *data;
+    if (napi_create_buffer_copy(r->env, (size_t)n, r->buf, &data, &buf) == napi_ok) call(r, r->on_data, buf);
+  } else {
+    int err = n == 0 ? 0 : errno;
+    r->ended = 1;
+    r->polling = 0;
+    uv_poll_stop(&r->poll);
+    napi_value code;
+    napi_create_int32(r->env, err, &code);
+    call(r, r->on_end, code);
+  }
+  napi_close_handle_scope(r->env, scope);
+}
+
+static reader_t *unwrap(napi_env env, napi_callback_info info) {
+  napi_value self;
+  void *p = NULL;
+  if (napi_get_cb_info(env, info, NULL, NULL, &self, NULL) != napi_ok) return NULL;
+  if (napi_unwrap(env, self, &p) != napi_ok) return NULL;
+  return p;
+}
+
+static napi_value Pause(napi_env env, napi_callback_info info) {
+  reader_t *r = unwrap(env, info);
+  if (r && r->polling) {
+    uv_poll_stop(&r->poll);
+    r->polling = 0;
+  }
+  return NULL;
+}
+
+static napi_value Resume(napi_env env, napi_callback_info info) {
+  reader_t *r = unwrap(env, info);
+  if (r && !r->polling && !r->closed && !r->ended && uv_poll_start(&r->poll, UV_READABLE, on_readable) == 0) r->polling = 1;
+  return NULL;
+}
+
+static napi_value Close(napi_env env, napi_callback_info info) {
+  reader_t *r = unwrap(env, info);
+  if (r) shut(r, 0);
+  return NULL;
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  reader_t *r = data;
+  napi_delete_reference(env, r->self);
+  release(r);
+}
+
+static napi_value New(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value a[3], self;
+  if (napi_get_cb_info(env, info, &argc, a, &self, NULL) != napi_ok) return NULL;
+  int32_t fd = -1;
+  napi_valuetype t1, t2;
+  if (argc != 3 || napi_get_value_int32(env, a[0], &fd) != napi_ok || fd < 0 || napi_typeof(env, a[1], &t1) != napi_ok || t1 != napi_function ||
+      napi_typeof(env, a[2], &t2) != napi_ok || t2 != napi_function) {
+    napi_throw_type_error(env, NULL, "usage: new PtyReader(fd, onData, onEnd)");
+    return NULL;
+  }
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    napi_throw_error(env, NULL, "no event loop");
+    return NULL;
+  }
+  reader_t *r = calloc(1, sizeof *r);
+  if (!r) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  r->env = env;
+  r->fd = fd;
+  int rc = uv_poll_init(loop, &r->poll, fd);
+  if (rc != 0) {
+    free(r);
+    napi_throw_error(env, NULL, uv_strerror(rc));
+    return NULL;
+  }
+  r->poll.data = r;
+  r->holds = 2;
+  napi_value name;
+  napi_create_string_utf8(env, "PtyReader", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, self, name, &r->ctx);
+  napi_create_reference(env, a[1], 1, &r->on_data);
+  napi_create_reference(env, a[2], 1, &r->on_end);
+  napi_wrap(env, self, r, finalize, NULL, &r->self);
+  napi_reference_ref(env, r->self, NULL);
+  napi_add_env_cleanup_hook(env, env_cleanup, r);
+  if (uv_poll_start(&r->poll, UV_READABLE, on_readable) == 0) r->polling = 1;
+  return self;
+}
+
+void init_pty_reader(napi_env env, napi_value exports) {
+  napi_property_descriptor methods[] = {
+      {"pause", NULL, Pause, NULL, NULL, NULL, napi_default, NULL},
+      {"resume", NULL, Resume, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, Close, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_value cls;
+  if (napi_define_class(env, "PtyReader", NAPI_AUTO_LENGTH, New, NULL, 3, methods, &cls) == napi_ok) napi_set_named_property(env, exports, "PtyReader", cls);
+}
