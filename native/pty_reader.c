@@ -93,14 +93,17 @@ static void call(reader_t *r, napi_ref ref, napi_value arg) {
 }
 
 static void on_readable(uv_poll_t *h, int status, int events) {
-  (void)status;
   (void)events;
   reader_t *r = h->data;
   if (r->closed || r->ended) return;
   ssize_t n;
   do n = read(r->fd, r->buf, sizeof r->buf);
   while (n < 0 && errno == EINTR);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    if (status >= 0) return;
+    /* libuv stopped watching after an error on the descriptor: nothing more will come. */
+    errno = EIO;
+  }
   napi_handle_scope scope;
   if (napi_open_handle_scope(r->env, &scope) != napi_ok) return;
   if (n > 0) {
