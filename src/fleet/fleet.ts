@@ -143,9 +143,9 @@ export class Fleet {
     }
     await this.beat();
     await this.pub.sadd(this.k('nodes'), this.d.nodeId);
-    for (const r of await this.d.store.list<SessionRecord>('sessions')) {
+    await this.d.store.scan<SessionRecord>('sessions', (r) => {
       if (r && r.node !== this.d.nodeId) this.mirror(r);
-    }
+    });
     this.heartbeat = setInterval(() => void this.beat().catch(() => {}), HEARTBEAT_MS);
     this.heartbeat.unref();
     this.reaper = setInterval(() => void this.reapDeadNodes().catch((err: Error) => this.d.log.debug('reaper failed', { error: err })), REAP_CHECK_MS);
@@ -209,8 +209,11 @@ export class Fleet {
       const got = await this.pub.set(this.k(`reap:${id}`), this.d.nodeId, 'PX', 15_000, 'NX');
       if (got !== 'OK') continue;
       let n = 0;
-      for (const r of await this.d.store.list<SessionRecord>('sessions')) {
-        if (!r || r.node !== id || isTerminal(r.status)) continue;
+      const orphans = new Map<string, SessionRecord>();
+      await this.d.store.scan<SessionRecord>('sessions', (r) => {
+        if (r && r.node === id && !isTerminal(r.status)) orphans.set(r.id, r);
+      });
+      for (const r of orphans.values()) {
         r.status = 'lost';
         r.reason = `node ${id} stopped heartbeating`;
         r.endedAt = new Date().toISOString();

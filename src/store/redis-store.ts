@@ -36,6 +36,9 @@ export interface PutOptions {
 }
 
 /** Drop ids whose expiry has passed (and is still the expiry they were put with). */
+/** Fields per HSCAN batch of a scan. */
+const SCAN_COUNT = 500;
+
 const SWEEP_EXPIRED = `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 for i = 1, #ids, 500 do
@@ -133,6 +136,26 @@ export class RedisStore implements Store {
       }
     }
     return out;
+  }
+
+  async scan<T>(collection: string, visit: (doc: T) => void): Promise<void> {
+    assertStorePath(collection);
+    const key = this.docKey(collection);
+    await this.redis.eval(SWEEP_EXPIRED, 2, key, this.expKey(collection), Date.now());
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.redis.hscan(key, cursor, 'COUNT', SCAN_COUNT);
+      cursor = next;
+      // [field, value, field, value, …]; HSCAN may repeat a field across batches.
+      for (let i = 1; i < flat.length; i += 2) {
+        try {
+          visit(JSON.parse(flat[i]!) as T);
+        } catch (err) {
+          if (!(err instanceof SyntaxError)) throw err;
+          // Not ours (written by hand?): skip, as list does.
+        }
+      }
+    } while (cursor !== '0');
   }
 
   async append(log: string, entry: unknown): Promise<void> {

@@ -14,6 +14,14 @@ export interface Store {
   delete(collection: string, id: string): Promise<boolean>;
   /** Every document of a collection, in no particular order. */
   list<T>(collection: string): Promise<T[]>;
+  /**
+   * Every document of a collection, in no particular order, handed to `visit` a batch at a
+   * time: memory stays bounded by a batch, not the collection (a boot over 100,000 session
+   * records keeps only what it selects). A document that vanishes meanwhile is skipped; one
+   * may be visited twice while the collection changes under the scan (Redis's HSCAN), so
+   * callers key what they keep by id.
+   */
+  scan<T>(collection: string, visit: (doc: T) => void): Promise<void>;
   /** Append one entry to a log; a crash may lose the entry being written, never earlier ones. */
   append(log: string, entry: unknown): Promise<void>;
   /** Read a log, oldest first, or newest first with `newestFirst`; `limit` bounds the count. */

@@ -1,3 +1,5 @@
+import type { SessionRecord } from './session.js';
+
 /**
  * Which ended sessions stay in memory.
  *
@@ -28,5 +30,37 @@ export class EndedRecords {
   /** `id` runs again (a restart): it is not an ended session any more. */
   revived(id: string): void {
     this.order.delete(id);
+  }
+}
+
+/** When a session ended, for ordering (ISO strings compare in time order). */
+function endedAt(r: SessionRecord): string {
+  return r.endedAt ?? r.createdAt;
+}
+
+/**
+ * The newest `capacity` ended records met in a scan of the store (boot), chosen without
+ * holding the others: at most twice the capacity is held at any time. A record offered
+ * twice (a store scan may repeat one) counts once.
+ */
+export class NewestEnded {
+  private byId = new Map<string, SessionRecord>();
+
+  constructor(private readonly capacity: number) {}
+
+  offer(r: SessionRecord): void {
+    this.byId.set(r.id, r);
+    if (this.byId.size >= 2 * Math.max(1, this.capacity)) this.trim();
+  }
+
+  /** The chosen records, the one that ended first first. */
+  oldestFirst(): SessionRecord[] {
+    this.trim();
+    return [...this.byId.values()].reverse();
+  }
+
+  private trim(): void {
+    const kept = [...this.byId.values()].sort((a, b) => (endedAt(a) < endedAt(b) ? 1 : endedAt(a) > endedAt(b) ? -1 : 0)).slice(0, this.capacity);
+    this.byId = new Map(kept.map((r) => [r.id, r]));
   }
 }

@@ -17,7 +17,7 @@ import { outputFrameText, type AgentEventFromActor, type FromActor } from './mai
 import { PortAllocator } from './ports.js';
 import { commandAvailable, getProfile, type AgentProfile } from './profiles.js';
 import { isTerminal, type SessionRecord, type SessionStatus } from './session.js';
-import { EndedRecords } from './ended-records.js';
+import { EndedRecords, NewestEnded } from './ended-records.js';
 import { AdmissionQueue } from './admission-queue.js';
 import { AgentIds } from './agent-ids.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -194,34 +194,43 @@ export class Supervisor {
     this.deps.log.info(this.cgroupBase ? 'sessions run in cgroups' : 'cgroups unavailable: process trees tracked through /proc', { cgroup: this.cgroupBase });
     // Cgroups left by a previous run of this node: whatever is still in them is orphaned.
     if (this.cgroupBase) for (const id of leftoverCgroups(this.cgroupBase)) await this.reapCgroup(id);
-    const all = await this.deps.store.list<SessionRecord>('sessions');
-    const restart: SessionRecord[] = [];
-    for (const r of all) {
-      if (!r || typeof r.id !== 'string') continue;
+    // One pass over the store, keeping only what this node needs in memory: records that
+    // were live (to be marked lost) and the newest ended ones (lists); the rest stay on disk
+    // and are read by id when asked for. A boot over 50,000 records held all of them (about
+    // 500 MB of RSS) and read them one pool round trip at a time.
+    const wasLive: SessionRecord[] = [];
+    const newest = new NewestEnded(this.deps.config.endedSessionsKept);
+    await this.deps.store.scan<SessionRecord>('sessions', (r) => {
+      if (!r || typeof r.id !== 'string') return;
       // A shared store holds every node's sessions: only ours belong in this registry.
-      if (this.deps.store.kind !== 'fs' && r.node !== this.deps.config.nodeId) continue;
+      if (this.deps.store.kind !== 'fs' && r.node !== this.deps.config.nodeId) return;
       r.outputOffset ??= 0;
+      if (r.node === this.deps.config.nodeId && !isTerminal(r.status)) wasLive.push(r);
+      else if (isTerminal(r.status)) newest.offer(r);
+      else this.records.set(r.id, r);
+    });
+    const restart: SessionRecord[] = [];
+    for (const r of new Map(wasLive.map((w) => [w.id, w])).values()) {
       this.records.set(r.id, r);
-      if (r.node === this.deps.config.nodeId && !isTerminal(r.status)) {
-        const was = r.status;
-        r.status = 'lost';
-        r.reason = `node restarted while the session was ${was}`;
-        r.endedAt = new Date().toISOString();
-        // The agent may have outlived the node that owned it: end it, but only if that pid
-        // still is this session's agent (its environment names the session).
-        if (!this.cgroupBase && r.pid && (await isAgentOf(r.pid, r.id))) await signalAgent(r.pid, 'SIGKILL').catch(() => 0);
-        await this.persist(r);
-        await this.job(r, `marked lost at boot (was ${was})`);
-        this.deps.log.warn('session lost at boot', { sessionId: r.id, was });
-        const profile = this.deps.profiles.get(r.agent);
-        if (profile?.restart === 'always' && was !== 'queued') restart.push(r);
-      }
+      const was = r.status;
+      r.status = 'lost';
+      r.reason = `node restarted while the session was ${was}`;
+      r.endedAt = new Date().toISOString();
+      // The agent may have outlived the node that owned it: end it, but only if that pid
+      // still is this session's agent (its environment names the session).
+      if (!this.cgroupBase && r.pid && (await isAgentOf(r.pid, r.id))) await signalAgent(r.pid, 'SIGKILL').catch(() => 0);
+      await this.persist(r);
+      await this.job(r, `marked lost at boot (was ${was})`);
+      this.deps.log.warn('session lost at boot', { sessionId: r.id, was });
+      const profile = this.deps.profiles.get(r.agent);
+      if (profile?.restart === 'always' && was !== 'queued') restart.push(r);
+      else newest.offer(r);
     }
-    // Only the newest ended sessions stay in memory; the rest are read by id when asked for.
-    const restarting = new Set(restart);
-    const ended = [...this.records.values()].filter((r) => isTerminal(r.status) && !restarting.has(r));
-    ended.sort((a, b) => ((a.endedAt ?? a.createdAt) < (b.endedAt ?? b.createdAt) ? -1 : 1));
-    for (const r of ended) this.forgetEnded(this.endedKept.ended(r.id));
+    // Only the newest ended sessions stay in memory, oldest first into the kept set.
+    for (const r of newest.oldestFirst()) {
+      this.records.set(r.id, r);
+      this.forgetEnded(this.endedKept.ended(r.id));
+    }
     for (const r of restart) this.scheduleRestart(r, 0);
   }
 
