@@ -104,6 +104,15 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     /* libuv stopped watching after an error on the descriptor: nothing more will come. */
     errno = EIO;
   }
+  /* A pty gives at most 4 KiB per read: while more is there, take it into the same Buffer
+     (one call into JS per wake-up, not per read). */
+  while (n > 0 && sizeof r->buf - (size_t)n >= 4096) {
+    ssize_t m;
+    do m = read(r->fd, r->buf + n, sizeof r->buf - (size_t)n);
+    while (m < 0 && errno == EINTR);
+    if (m <= 0) break; /* EAGAIN, or the end: the next wake-up reports it */
+    n += m;
+  }
   napi_handle_scope scope;
   if (napi_open_handle_scope(r->env, &scope) != napi_ok) return;
   if (n > 0) {
