@@ -4,8 +4,8 @@
  * A `tty.ReadStream` on the pty master costs, for every read: a 64 KiB allocation that is
  * then shrunk to the bytes read (malloc churn and fresh pages at 20,000 reads a second),
  * and the stream machinery in JS (onStreamRead, the readable buffer, 'data' events). Here
- * one uv_poll watches the descriptor; each time it is readable the bytes are read into a
- * buffer of this reader and handed to JS as one exact-size Buffer.
+ * one uv_poll watches the descriptor; each time it is readable the bytes are read into the
+ * thread's read buffer and handed to JS as one exact-size Buffer.
  *
  * new PtyReader(fd, onData(buffer), onEnd(errno))
  *   onEnd is called once, when a read says end of file (0) or fails (EIO once the last
@@ -42,8 +42,28 @@ typedef struct {
   int closed;
   /* Freed when both the uv handle is closed and the JS object is finalized. */
   int holds;
-  char buf[READ_CHUNK];
+  /* The thread's read buffer, shared by its readers (their callbacks never overlap). */
+  char *buf;
 } reader_t;
+
+/* One read buffer per thread (per environment), made on its first reader: a buffer per
+   reader kept 64 KiB resident for every session, idle or not. */
+static void free_scratch(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+static char *scratch(napi_env env) {
+  void *p = NULL;
+  if (napi_get_instance_data(env, &p) == napi_ok && p) return p;
+  p = malloc(READ_CHUNK);
+  if (p && napi_set_instance_data(env, p, free_scratch, NULL) != napi_ok) {
+    free(p);
+    p = NULL;
+  }
+  return p;
+}
 
 static void release(reader_t *r) {
   if (--r->holds == 0) free(r);
@@ -97,7 +117,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   reader_t *r = h->data;
   if (r->closed || r->ended) return;
   ssize_t n;
-  do n = read(r->fd, r->buf, sizeof r->buf);
+  do n = read(r->fd, r->buf, READ_CHUNK);
   while (n < 0 && errno == EINTR);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
     if (status >= 0) return;
@@ -106,9 +126,9 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   }
   /* A pty gives at most 4 KiB per read: while more is there, take it into the same Buffer
      (one call into JS per wake-up, not per read). */
-  while (n > 0 && sizeof r->buf - (size_t)n >= 4096) {
+  while (n > 0 && READ_CHUNK - (size_t)n >= 4096) {
     ssize_t m;
-    do m = read(r->fd, r->buf + n, sizeof r->buf - (size_t)n);
+    do m = read(r->fd, r->buf + n, READ_CHUNK - (size_t)n);
     while (m < 0 && errno == EINTR);
     if (m <= 0) break; /* EAGAIN, or the end: the next wake-up reports it */
     n += m;
@@ -183,13 +203,15 @@ static napi_value New(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "no event loop");
     return NULL;
   }
-  reader_t *r = calloc(1, sizeof *r);
+  char *buf = scratch(env);
+  reader_t *r = buf ? calloc(1, sizeof *r) : NULL;
   if (!r) {
     napi_throw_error(env, NULL, "out of memory");
     return NULL;
   }
   r->env = env;
   r->fd = fd;
+  r->buf = buf;
   int rc = uv_poll_init(loop, &r->poll, fd);
   if (rc != 0) {
     free(r);
