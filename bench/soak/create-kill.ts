@@ -12,7 +12,8 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { api, args, report, sleep, slope, startServer, stats, token } from './lib.js';
 
-const o = args({ cycles: 10_000, concurrency: 4, sampleEvery: 1000, warmup: 200 });
+/** `--kept N`: ENDED_SESSIONS_KEPT for the server (0: its default), so the kept set fills within the run. */
+const o = args({ cycles: 10_000, concurrency: 4, sampleEvery: 1000, warmup: 200, kept: 0 });
 
 function ptmx(pid: number): number {
   let n = 0;
@@ -27,7 +28,7 @@ function ptmx(pid: number): number {
 }
 
 async function main(): Promise<void> {
-  const s = await startServer({ MAX_CONCURRENT_SESSIONS: String(o.concurrency * 4) });
+  const s = await startServer({ MAX_CONCURRENT_SESSIONS: String(o.concurrency * 4), ...(o.kept > 0 ? { ENDED_SESSIONS_KEPT: String(o.kept) } : {}) });
   const tok = await token();
   let done = 0;
   let failures = 0;
