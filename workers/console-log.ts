@@ -1,12 +1,12 @@
 import { close, fstat, open, writev } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
+import path from 'node:path';
 import { promisify } from 'node:util';
 
 const openAsync = promisify(open);
 const fstatAsync = promisify(fstat);
 const closeAsync = promisify(close);
 const writevAsync = promisify(writev);
-import path from 'node:path';
 
 /** Rotate console.log to console.log.1 past this size: enough for `logs`, bounded on disk. */
 export const CONSOLE_LOG_MAX_BYTES = 8 * 1024 * 1024;
@@ -28,8 +28,11 @@ const LOG_BATCH_BYTES = 1024 * 1024;
  * matters more than its log.
  */
 export class ConsoleLog {
-  /** The open log (a raw descriptor: the callback API costs a fraction of a FileHandle's promises). */
-  private fd: Promise<number | undefined>;
+  /**
+   * The open log, from the first output on (a session that prints nothing costs no file); a
+   * raw descriptor: the callback API costs a fraction of a FileHandle's promises.
+   */
+  private fd: Promise<number | undefined> | undefined;
   private chain: Promise<void> = Promise.resolve();
   private size = 0;
   private queued: Uint8Array[] = [];
@@ -41,12 +44,7 @@ export class ConsoleLog {
   /** Output bytes the log skipped because the disk fell too far behind. */
   skipped = 0;
 
-  constructor(private readonly file: string) {
-    // Opened on the first output: a session that prints nothing costs no file.
-    this.fd = Promise.resolve(undefined);
-  }
-
-  private opened = false;
+  constructor(private readonly file: string) {}
 
   private async openFile(): Promise<number | undefined> {
     try {
@@ -83,10 +81,7 @@ export class ConsoleLog {
     const n = this.queuedBytes;
     this.queued = [];
     this.queuedBytes = 0;
-    if (!this.opened) {
-      this.opened = true;
-      this.fd = this.openFile();
-    }
+    this.fd ??= this.openFile();
     this.chain = this.chain.then(async () => {
       try {
         let fd = await this.fd;

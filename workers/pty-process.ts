@@ -187,7 +187,6 @@ export async function launchPty(spec: PtySpec): Promise<LaunchResult> {
 function wrap(r: { pid: number; master: number; slave: number; input: number }, cgroup: string | undefined, onChildExit: (cb: (code: number, sig: number) => void) => void): PtyProcess {
   const { pid, master: fd } = r;
   let slave: number | undefined = r.slave;
-  let fdOpen = true;
   let closed = false;
   let reported = false;
   let draining = false;
@@ -218,7 +217,6 @@ function wrap(r: { pid: number; master: number; slave: number; input: number }, 
   // offsets in bytes, decodes once).
   const finish = () => {
     if (closed) return;
-    fdOpen = false;
     closed = true;
     clearTimeout(safety);
     reader.close();
@@ -245,7 +243,7 @@ function wrap(r: { pid: number; master: number; slave: number; input: number }, 
         reaped = true;
         // Nobody but us holds the terminal now, so nothing more can be written to it: read
         // the rest at once and let go. Only if the read ended oddly, wait a moment instead.
-        if (fdOpen && !closed && readRest(fd, dataCbs)) releaseSlave();
+        if (!closed && readRest(fd, dataCbs)) releaseSlave();
         else setTimeout(releaseSlave, SLAVE_RELEASE_DELAY_MS);
       });
     safety = setTimeout(finish, EXIT_DRAIN_MAX_MS);

@@ -10,6 +10,23 @@ const SCAN_JOBS = 4;
 
 const files = loadNative<{ readFiles(paths: string[]): Promise<Array<Buffer | string>> }>('read_files');
 
+/**
+ * One file of a scan as a document, or undefined when it is gone since the listing, is not a
+ * document (a stray entry) or is not ours (JSON written by hand?). Any other read error
+ * (EMFILE, EIO, EACCES) fails the scan rather than hiding a record.
+ */
+function parseDocument<T>(b: Buffer | string, collection: string): T | undefined {
+  if (typeof b === 'string') {
+    if (b === 'ENOENT' || b === 'ENOTDIR' || b === 'EISDIR') return undefined;
+    throw Object.assign(new Error(`${b}: could not read a document of ${collection}`), { code: b });
+  }
+  try {
+    return JSON.parse(b.toString('utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Append handles kept open at once (the job log and the busiest conversations). */
 const OPEN_LOG_HANDLES = 32;
 
@@ -108,28 +125,17 @@ export class FsStore implements Store {
       collection === 'sessions'
         ? names.filter((n) => !n.startsWith('.'))
         : names.filter((n) => n.endsWith('.json') && !n.startsWith('.')).map((n) => n.slice(0, -5));
+    const paths = ids.map((id) => this.docPath(collection, id));
     // A few pool jobs at a time, each reading its files back to back (native/read_files.c).
-    for (let i = 0; i < ids.length; i += SCAN_JOB_FILES * SCAN_JOBS) {
+    for (let i = 0; i < paths.length; i += SCAN_JOB_FILES * SCAN_JOBS) {
       const jobs: Array<Promise<Array<Buffer | string>>> = [];
-      for (let k = i; k < Math.min(ids.length, i + SCAN_JOB_FILES * SCAN_JOBS); k += SCAN_JOB_FILES) {
-        jobs.push(files.readFiles(ids.slice(k, Math.min(ids.length, k + SCAN_JOB_FILES)).map((id) => this.docPath(collection, id))));
+      for (let k = 0; k < SCAN_JOBS; k++) {
+        const slice = paths.slice(i + k * SCAN_JOB_FILES, i + (k + 1) * SCAN_JOB_FILES);
+        if (slice.length > 0) jobs.push(files.readFiles(slice));
       }
-      for (const got of await Promise.all(jobs)) {
-        for (const b of got) {
-          if (typeof b === 'string') {
-            // Gone since the listing, or not a document (a stray entry): skip. Anything else
-            // (EMFILE, EIO, EACCES) fails the scan rather than hiding records.
-            if (b === 'ENOENT' || b === 'ENOTDIR' || b === 'EISDIR') continue;
-            throw Object.assign(new Error(`${b}: could not read a document of ${collection}`), { code: b });
-          }
-          let doc: T;
-          try {
-            doc = JSON.parse(b.toString('utf8')) as T;
-          } catch {
-            continue; // Not ours (written by hand?): skipped, as before.
-          }
-          visit(doc);
-        }
+      for (const b of (await Promise.all(jobs)).flat()) {
+        const doc = parseDocument<T>(b, collection);
+        if (doc !== undefined) visit(doc);
       }
     }
   }

@@ -35,10 +35,10 @@ export interface PutOptions {
   ttlMs?: number;
 }
 
-/** Drop ids whose expiry has passed (and is still the expiry they were put with). */
 /** Fields per HSCAN batch of a scan. */
 const SCAN_COUNT = 500;
 
+/** Drop ids whose expiry has passed (and is still the expiry they were put with). */
 const SWEEP_EXPIRED = `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 for i = 1, #ids, 500 do

@@ -142,10 +142,8 @@ export class ActorPool {
     };
   }
 
-  private readonly deliverOutput = (key: number, m: FromActor): void => this.deliver(key, m);
-
   /** One message of an outbox, to its session's handler. */
-  private deliver(key: number, m: FromActor): void {
+  private readonly deliver = (key: number, m: FromActor): void => {
     const h = this.handlers.get(key);
     if (!h) {
       // A terminal handed over after its session was let go: nobody else will close it.
@@ -161,13 +159,13 @@ export class ActorPool {
         throw err;
       });
     }
-  }
+  };
 
   /** A worker thread's outbox: output text, or batches of `[key, message]`, in order. */
   private listen(port: MessagePort): void {
     port.on('message', (batch: OutboxBatch | string) => {
       if (typeof batch === 'string') {
-        decodeOutputs(batch, this.deliverOutput);
+        decodeOutputs(batch, this.deliver);
         return;
       }
       for (const [key, m] of batch) {

@@ -14,38 +14,32 @@ export function encodeOutput(key: number, offset: number, length: number, frame:
   return `${key},${offset},${length},${ascii ? 1 : 0},${frame.length}:${frame}`;
 }
 
-/** Where the last readInt stopped (one past its terminator). */
-let pos = 0;
-
-/** A decimal integer at `at`, ended by the character `end`. */
-function readInt(s: string, at: number, end: number): number {
-  let v = 0;
-  for (let i = at; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === end) {
-      pos = i + 1;
-      return v;
-    }
-    if (c < 48 || c > 57) break;
-    v = v * 10 + (c - 48);
-  }
-  throw new Error('malformed output batch');
-}
-
 /** Hand each record of a batch to `each`, in order. */
 export function decodeOutputs(s: string, each: (key: number, m: Extract<FromActor, { t: 'out' }>) => void): void {
-  pos = 0;
+  let pos = 0;
+  /** The decimal integer at `pos`, ended by the character `end` (which it steps over). */
+  const int = (end: number): number => {
+    let v = 0;
+    for (; pos < s.length; pos++) {
+      const c = s.charCodeAt(pos);
+      if (c === end) {
+        pos++;
+        return v;
+      }
+      if (c < 48 || c > 57) break;
+      v = v * 10 + (c - 48);
+    }
+    throw new Error('malformed output batch');
+  };
   while (pos < s.length) {
-    const key = readInt(s, pos, 44);
-    const offset = readInt(s, pos, 44);
-    const length = readInt(s, pos, 44);
-    const ascii = readInt(s, pos, 44) === 1;
-    const chars = readInt(s, pos, 58);
-    const start = pos;
-    const stop = start + chars;
+    const key = int(44);
+    const offset = int(44);
+    const length = int(44);
+    const ascii = int(44) === 1;
+    const stop = int(58) + pos;
     if (stop > s.length) throw new Error('malformed output batch');
+    const text = s.slice(pos, stop);
     pos = stop;
-    const text = s.slice(start, stop);
     each(key, { t: 'out', offset, length, frame: Buffer.from(text, ascii ? 'latin1' : 'utf8') });
   }
 }

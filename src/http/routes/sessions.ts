@@ -27,19 +27,13 @@ export interface SessionRouteHooks {
 
 export function sessionRoutes(router: Router, sup: Supervisor, dataDir: string, testHooks: boolean, hooks: SessionRouteHooks): void {
   /** The session if the caller may see it; another org's session is 404, not 403. */
-  const visible = (ctx: HttpContext): SessionRecord => {
-    const id = assertSessionId(ctx.params.id);
-    const r = sup.get(id);
+  const seen = (ctx: HttpContext, r: SessionRecord | undefined): SessionRecord => {
     if (!r || !mayWatch(ctx.who, r)) throw new AppError('SM_ERR_SESSION_NOT_FOUND');
     return r;
   };
+  const visible = (ctx: HttpContext): SessionRecord => seen(ctx, sup.get(assertSessionId(ctx.params.id)));
   /** The same, for routes that also serve ended sessions no longer kept in memory. */
-  const visibleEver = async (ctx: HttpContext): Promise<SessionRecord> => {
-    const id = assertSessionId(ctx.params.id);
-    const r = await sup.find(id);
-    if (!r || !mayWatch(ctx.who, r)) throw new AppError('SM_ERR_SESSION_NOT_FOUND');
-    return r;
-  };
+  const visibleEver = async (ctx: HttpContext): Promise<SessionRecord> => seen(ctx, await sup.find(assertSessionId(ctx.params.id)));
 
   router.post('/api/sessions', async (ctx) => {
     const p = ctx.who;
