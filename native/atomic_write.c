@@ -7,18 +7,21 @@
  * thread's time. Here the same system calls run back to back inside one job.
  *
  * atomicWrite(file, tmp, dir, data: Buffer, mode) -> Promise<void>
+ * `dir` (the folder of file and tmp) is made if it is missing and its parent exists (then
+ * the parent is synced too, so the new folder's entry survives a crash as well).
  * Rejects with an Error whose `code` is the errno name ("ENOENT", "ENOSPC", "EROFS"…) and
  * whose message names the failing step; the temp file is removed on failure.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
-#include "napi_strings.h"
+#include "napi_util.h"
 #include <uv.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
@@ -39,10 +42,29 @@ static void fail(job_t *j, const char *step) {
   j->step = step;
 }
 
+static void sync_dir(const char *dir) {
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+}
+
 static void execute(napi_env env, void *arg) {
   (void)env;
   job_t *j = arg;
   int fd = open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, j->mode);
+  /* A document's first write into a folder of its own (sessions/<id>/): make the folder
+   * here rather than in two more round trips; a deeper missing path stays the caller's. */
+  int made_dir = 0;
+  if (fd < 0 && errno == ENOENT) {
+    if (mkdir(j->dir, 0777) == 0) made_dir = 1;
+    else if (errno != EEXIST) {
+      fail(j, "mkdir");
+      return;
+    }
+    fd = open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, j->mode);
+  }
   if (fd < 0) {
     fail(j, "open");
     return;
@@ -76,11 +98,16 @@ static void execute(napi_env env, void *arg) {
     unlink(j->tmp);
     return;
   }
-  /* The rename itself must survive a crash: sync the folder (best effort, as before). */
-  int dfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
+  /* The rename itself must survive a crash: sync the folder (best effort, as before), and
+   * the folder's own entry in its parent when this job made it. */
+  sync_dir(j->dir);
+  if (made_dir) {
+    char *slash = strrchr(j->dir, '/');
+    if (slash && slash != j->dir) {
+      *slash = '\0';
+      sync_dir(j->dir);
+      *slash = '/';
+    }
   }
 }
 
@@ -156,17 +183,10 @@ static napi_value AtomicWrite(napi_env env, napi_callback_info info) {
   }
   /* A copy: the job runs on another thread while JavaScript goes on. */
   if (len) memcpy(j->data, buf, len);
-  napi_value promise, name;
-  napi_create_promise(env, &j->deferred, &promise);
-  napi_create_string_utf8(env, "atomicWrite", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, execute, complete, j, &j->work);
-  napi_queue_async_work(env, j->work);
-  return promise;
+  return queue_promise_job(env, "atomicWrite", execute, complete, j, &j->deferred, &j->work);
 }
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
-  napi_value fn;
-  napi_create_function(env, "atomicWrite", NAPI_AUTO_LENGTH, AtomicWrite, NULL, &fn);
-  napi_set_named_property(env, exports, "atomicWrite", fn);
+  export_function(env, exports, "atomicWrite", AtomicWrite);
   return exports;
 }

@@ -11,6 +11,7 @@
  *   onEnd is called once, when a read says end of file (0) or fails (EIO once the last
  *   holder of the slave side is gone); polling stops then, the descriptor stays open.
  * pause(), resume(): stop and restart polling (flow control).
+ * drain(maxBytes) -> boolean: read what is there now, synchronously (an exit's last bytes).
  * close(): stop for good and close the descriptor; no callback follows.
  *
  * The reader keeps its JS object alive while it is open. If the thread's environment goes
@@ -112,26 +113,34 @@ static void call(reader_t *r, napi_ref ref, napi_value arg) {
   }
 }
 
-static void on_readable(uv_poll_t *h, int status, int events) {
-  (void)events;
-  reader_t *r = h->data;
-  if (r->closed || r->ended) return;
+/*
+ * What the terminal holds now, into the thread's read buffer: bytes read, 0 at its end, or
+ * -1 with errno (EAGAIN: nothing there now). A pty gives at most 4 KiB per read: while more
+ * is there, it goes into the same buffer (one call into JS per wake-up, not per read).
+ */
+static ssize_t read_some(reader_t *r) {
   ssize_t n;
   do n = read(r->fd, r->buf, READ_CHUNK);
   while (n < 0 && errno == EINTR);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-    if (status >= 0) return;
-    /* libuv stopped watching after an error on the descriptor: nothing more will come. */
-    errno = EIO;
-  }
-  /* A pty gives at most 4 KiB per read: while more is there, take it into the same Buffer
-     (one call into JS per wake-up, not per read). */
   while (n > 0 && READ_CHUNK - (size_t)n >= 4096) {
     ssize_t m;
     do m = read(r->fd, r->buf + n, READ_CHUNK - (size_t)n);
     while (m < 0 && errno == EINTR);
-    if (m <= 0) break; /* EAGAIN, or the end: the next wake-up reports it */
+    if (m <= 0) break; /* EAGAIN, or the end: the next read reports it */
     n += m;
+  }
+  return n;
+}
+
+static void on_readable(uv_poll_t *h, int status, int events) {
+  (void)events;
+  reader_t *r = h->data;
+  if (r->closed || r->ended) return;
+  ssize_t n = read_some(r);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    if (status >= 0) return;
+    /* libuv stopped watching after an error on the descriptor: nothing more will come. */
+    errno = EIO;
   }
   napi_handle_scope scope;
   if (napi_open_handle_scope(r->env, &scope) != napi_ok) return;
@@ -172,6 +181,42 @@ static napi_value Resume(napi_env env, napi_callback_info info) {
   reader_t *r = unwrap(env, info);
   if (r && !r->polling && !r->closed && !r->ended && uv_poll_start(&r->poll, UV_READABLE, on_readable) == 0) r->polling = 1;
   return NULL;
+}
+
+/*
+ * drain(maxBytes): read what the terminal holds now, here, handing it to onData as the
+ * loop would; true when it stopped because nothing more was there (EAGAIN: a non-blocking
+ * read of a pty master first waits for the kernel's pending buffer work, so nothing is
+ * left), false at the terminal's end, on an error or past maxBytes. The loop reports the
+ * end as usual.
+ */
+static napi_value Drain(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value a[1], self, result;
+  void *p = NULL;
+  int64_t max = 0;
+  if (napi_get_cb_info(env, info, &argc, a, &self, NULL) != napi_ok || napi_unwrap(env, self, &p) != napi_ok || argc != 1 ||
+      napi_get_value_int64(env, a[0], &max) != napi_ok) {
+    napi_throw_type_error(env, NULL, "usage: drain(maxBytes)");
+    return NULL;
+  }
+  reader_t *r = p;
+  int again = 0;
+  for (int64_t total = 0; !r->closed && !r->ended && total < max;) {
+    ssize_t n = read_some(r);
+    if (n <= 0) {
+      again = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+      break;
+    }
+    total += n;
+    napi_value buf, cb;
+    void *data;
+    if (napi_create_buffer_copy(env, (size_t)n, r->buf, &data, &buf) != napi_ok || napi_get_reference_value(env, r->on_data, &cb) != napi_ok ||
+        napi_call_function(env, self, cb, 1, &buf, NULL) != napi_ok)
+      return NULL; /* an exception in onData goes to the caller */
+  }
+  napi_get_boolean(env, again, &result);
+  return result;
 }
 
 static napi_value Close(napi_env env, napi_callback_info info) {
@@ -237,7 +282,8 @@ void init_pty_reader(napi_env env, napi_value exports) {
       {"pause", NULL, Pause, NULL, NULL, NULL, napi_default, NULL},
       {"resume", NULL, Resume, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_default, NULL},
+      {"drain", NULL, Drain, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value cls;
-  if (napi_define_class(env, "PtyReader", NAPI_AUTO_LENGTH, New, NULL, 3, methods, &cls) == napi_ok) napi_set_named_property(env, exports, "PtyReader", cls);
+  if (napi_define_class(env, "PtyReader", NAPI_AUTO_LENGTH, New, NULL, 4, methods, &cls) == napi_ok) napi_set_named_property(env, exports, "PtyReader", cls);
 }

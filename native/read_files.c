@@ -12,7 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
-#include "napi_strings.h"
+#include "napi_util.h"
 #include <uv.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -147,17 +147,10 @@ static napi_value ReadFiles(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  napi_value promise, name;
-  napi_create_promise(env, &j->deferred, &promise);
-  napi_create_string_utf8(env, "readFiles", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, execute, complete, j, &j->work);
-  napi_queue_async_work(env, j->work);
-  return promise;
+  return queue_promise_job(env, "readFiles", execute, complete, j, &j->deferred, &j->work);
 }
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
-  napi_value fn;
-  napi_create_function(env, "readFiles", NAPI_AUTO_LENGTH, ReadFiles, NULL, &fn);
-  napi_set_named_property(env, exports, "readFiles", fn);
+  export_function(env, exports, "readFiles", ReadFiles);
   return exports;
 }

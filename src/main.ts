@@ -1,12 +1,5 @@
 import { ConfigError, environmentWithDotEnv, loadConfig } from './config.js';
-
-/**
- * uWS reads its request-header limit once, when it loads: 4 KiB by default, past which it
- * drops the connection mid-request. Bearer tokens with many claims are bigger; allow 128 KiB
- * (beyond that, uWS still closes the connection). Set before the server module loads.
- */
-process.env.UWS_HTTP_MAX_HEADERS_SIZE ??= String(128 * 1024);
-const { startServer } = await import('./server.js');
+import { startServer } from './server.js';
 
 /** Graceful shutdown must finish within this; past it the process exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 8000;

@@ -5,8 +5,9 @@
  * all at once (`cgroup.kill`). Without cgroups, process-tree.ts falls back to /proc scans.
  *
  * Layout: <cgroup2 root>/session-manager/<nodeId>/<sessionId>. The agent joins its cgroup
- * before it runs, so there is no window in which it could fork outside: a pty agent's child
- * writes itself into `cgroup.procs` between vfork and exec (native/pty_spawn.c); an ACP
+ * before it runs, so there is no window in which it could fork outside: a pty agent is born
+ * in it (clone3 with CLONE_INTO_CGROUP, or it writes itself into `cgroup.procs` between vfork
+ * and exec where the kernel lacks that: native/pty_spawn.c); an ACP
  * agent (stdio pipes) is started through `/bin/sh -c 'echo $$ > <cgroup.procs>; exec agent…'`.
  */
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';

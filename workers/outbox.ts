@@ -4,22 +4,23 @@
  * Every port message costs a wake-up of the main thread and an event dispatch there; with
  * one port per session, fifty chatty sessions meant fifty of each per loop turn. Here the
  * actors that have output mark themselves dirty, one immediate per loop turn flushes them
- * all, and the thread posts a single batch `[actorKey, message][]`. A session's messages
- * all travel this one channel, so their order is kept (output before `replay` answers that
+ * all, and the thread posts the turn's output as one message. A session's messages all
+ * travel this one channel, so their order is kept (output before `replay` answers that
  * cover it, the last output before `exit`).
  *
  * Output travels as text. A posted object costs V8's serializer an identity map (a fresh
  * zone allocation, which in a busy heap set off malloc's consolidation on every post) and a
  * transferred buffer a detach and a new ArrayBuffer on each side; a posted string is copied
- * once. So runs of `out` messages go as one string (src/supervisor/output-batch.ts), other
- * messages as an object batch, in the order they were made.
+ * once. So a turn's `out` messages go as one string (src/supervisor/output-batch.ts). Other
+ * messages (spawned, exit, replay answers, usage) are waited for: each leaves at once as a
+ * one-entry batch `[[actorKey, message]]`, after the output queued before it.
  *
  * The channel is made by the thread's first actor; its other end travels to the supervisor
  * through that actor's own mailbox (`{t: 'outbox', port}`), which is otherwise used only
  * for messages to the actor.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import type { FromActor, ThreadDrained } from '../src/supervisor/mailbox.js';
+import type { FromActor, OutboxBatch, ThreadDrained } from '../src/supervisor/mailbox.js';
 import { encodeOutput } from '../src/supervisor/output-batch.js';
 
 export interface Flushable {
@@ -28,9 +29,7 @@ export interface Flushable {
 
 class Outbox {
   private port: MessagePort | undefined;
-  /** What leaves at the end of this loop turn, in order: output text and object batches. */
-  private segments: Array<string | { batch: Array<[number, FromActor | ThreadDrained]>; transfer: ArrayBuffer[] }> = [];
-  /** Records of the output run being built (joined into one string when it ends). */
+  /** Output records of this loop turn, sent as one string (output-batch.ts). */
   private text: string[] = [];
   private scheduled = false;
   private readonly dirty = new Set<Flushable>();
@@ -43,14 +42,15 @@ class Outbox {
     via.postMessage({ t: 'outbox', port: port2 }, [port2 as unknown as ArrayBuffer]);
   }
 
-  /** Queue a message for the supervisor; it leaves at the end of this loop turn. */
+  /**
+   * Send a message to the supervisor now, after the output queued before it (a spawn, an
+   * exit or a replay answer is waited for; in the loop turn it would otherwise wait for,
+   * other sessions of this thread may be spawning).
+   */
   post(key: number, msg: FromActor | ThreadDrained, transfer: ArrayBuffer[] = []): void {
-    this.endText();
-    let last = this.segments[this.segments.length - 1];
-    if (last === undefined || typeof last === 'string') this.segments.push((last = { batch: [], transfer: [] }));
-    last.batch.push([key, msg]);
-    for (const t of transfer) last.transfer.push(t);
-    this.schedule();
+    this.sendText();
+    this.send([[key, msg]], transfer);
+    this.flush();
   }
 
   /** Queue an output frame (its JSON text) for the supervisor, as `post` does. */
@@ -69,21 +69,15 @@ class Outbox {
     this.dirty.delete(a);
   }
 
-  private endText(): void {
-    if (this.text.length === 0) return;
-    this.segments.push(this.text.length === 1 ? this.text[0]! : this.text.join(''));
-    this.text = [];
-  }
-
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => this.flush());
   }
 
-  /** Flush dirty actors, then send what is queued now (also used before a task resolves). */
+  /** Flush dirty actors, then send the output queued now (also used before a task resolves). */
   flush(): void {
-    // Posts made while dirty actors flush join this turn instead of scheduling another.
+    // Output posted while dirty actors flush joins this turn instead of scheduling another.
     this.scheduled = true;
     if (this.dirty.size > 0) {
       const actors = [...this.dirty];
@@ -91,15 +85,19 @@ class Outbox {
       for (const a of actors) a.flush();
     }
     this.scheduled = false;
-    this.endText();
-    if (this.segments.length === 0) return;
-    const segments = this.segments;
-    this.segments = [];
+    this.sendText();
+  }
+
+  private sendText(): void {
+    if (this.text.length === 0) return;
+    const text = this.text.length === 1 ? this.text[0]! : this.text.join('');
+    this.text = [];
+    this.send(text);
+  }
+
+  private send(m: string | OutboxBatch, transfer: ArrayBuffer[] = []): void {
     try {
-      for (const seg of segments) {
-        if (typeof seg === 'string') this.port?.postMessage(seg);
-        else this.port?.postMessage(seg.batch, seg.transfer);
-      }
+      this.port?.postMessage(m, transfer);
     } catch {
       // The supervisor's side is gone (shutdown): nothing left to tell.
     }

@@ -1,14 +1,14 @@
 /**
  * Agents in pseudo-terminals. It launches an agent through the native spawner
- * (`native/pty_spawn.c`: vfork, so the server is not copied; the child joins its cgroup,
- * takes the terminal as its controlling tty and drops to its uid itself) and returns
+ * (`native/pty_spawn.c`: vfork semantics, so the server is not copied; the child is born in
+ * its cgroup, takes the terminal as its controlling tty and drops to its uid itself) and returns
  * failures as values (bad cwd, missing command) instead of throwing. Exit is reported once,
  * after the trailing output has been read. Input, size and signals are the supervisor's
  * (through the terminal's second descriptor, `inputFd`, and the agent's pid). Kill signals
  * the agent's whole process tree, not just the leader.
  */
 import { access, stat } from 'node:fs/promises';
-import { accessSync, constants as fsConstants, readSync, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { loadNative } from '../src/native.js';
@@ -23,7 +23,7 @@ interface NativeSpawner {
     cwd: string,
     cols: number,
     rows: number,
-    cgroupProcs: string | null,
+    cgroupDir: string | null,
     uid: number,
     gid: number,
     onExit: (exitCode: number, signal: number) => void,
@@ -38,6 +38,8 @@ interface PtyReader {
   resume(): void;
   /** Stop for good and close the descriptor. */
   close(): void;
+  /** Read what the terminal holds now, here; true when it stopped because nothing more was there. */
+  drain(maxBytes: number): boolean;
 }
 
 const spawner = loadNative<NativeSpawner>('pty_spawn');
@@ -161,7 +163,7 @@ export async function launchPty(spec: PtySpec): Promise<LaunchResult> {
       spec.cwd,
       spec.cols,
       spec.rows,
-      spec.cgroup ? path.join(spec.cgroup, 'cgroup.procs') : null,
+      spec.cgroup ?? null,
       spec.runAs?.uid ?? -1,
       spec.runAs?.gid ?? -1,
       (code, sig) => onChildExit?.(code, sig),
@@ -243,7 +245,7 @@ function wrap(r: { pid: number; master: number; slave: number; input: number }, 
         reaped = true;
         // Nobody but us holds the terminal now, so nothing more can be written to it: read
         // the rest at once and let go. Only if the read ended oddly, wait a moment instead.
-        if (!closed && readRest(fd, dataCbs)) releaseSlave();
+        if (!closed && reader.drain(REST_READ_MAX_BYTES)) releaseSlave();
         else setTimeout(releaseSlave, SLAVE_RELEASE_DELAY_MS);
       });
     safety = setTimeout(finish, EXIT_DRAIN_MAX_MS);
@@ -283,29 +285,6 @@ function wrap(r: { pid: number; master: number; slave: number; input: number }, 
       return n;
     },
   };
-}
-
-/**
- * Read what is left in the master at once, handing it to the data callbacks: true when the
- * terminal said EAGAIN (nothing left: a non-blocking read of a pty master first waits for
- * the kernel's pending buffer work), false on anything else.
- */
-function readRest(fd: number, cbs: Array<(d: Buffer) => void>): boolean {
-  const buf = Buffer.allocUnsafe(64 * 1024);
-  let total = 0;
-  while (total < REST_READ_MAX_BYTES) {
-    let n: number;
-    try {
-      n = readSync(fd, buf, 0, buf.length, null);
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'EAGAIN';
-    }
-    if (n <= 0) return false;
-    total += n;
-    const chunk = Buffer.from(buf.subarray(0, n));
-    for (const cb of cbs) cb(chunk);
-  }
-  return false;
 }
 
 /** SIGKILL the agent's process group only (when a kill just found it alone). */

@@ -81,7 +81,6 @@ class SessionActor {
   private postLast(msg: FromActor, transfer: ArrayBuffer[] = []): void {
     outbox.forget(this);
     outbox.post(this.key, msg, transfer);
-    outbox.flush();
   }
 
   async start(): Promise<void> {
@@ -327,12 +326,14 @@ class SessionActor {
     this.flush(true);
     this.screen.dispose();
     this.acp?.close();
-    // Reap whatever the agent left behind in its session (background jobs, daemons).
+    // Reap whatever the agent left behind in its session (background jobs, daemons): the
+    // exit drain of a terminal already swept it (and removeCgroup sweeps again while the
+    // cgroup is busy).
+    const reaped = this.pty?.reaped === true;
     if (this.cgroup) {
-      // Everything the agent started, daemons included, ends with it.
-      killCgroup(this.cgroup);
+      if (!reaped) killCgroup(this.cgroup);
       await removeCgroup(this.cgroup);
-    } else if (this.pty && !this.pty.reaped) await this.pty.signalTree('SIGKILL');
+    } else if (this.pty && !reaped) await this.pty.signalTree('SIGKILL');
     await this.log.close();
     const end = this.offset;
     const ringStart = this.ring.start;
@@ -378,7 +379,6 @@ process.on('uncaughtException', (err) => {
       // torn down with its thread.
       if (liveActors.size > 0 || livePtys() > 0) return;
       outbox.post(THREAD_KEY, { t: 'thread_drained', threadId });
-      outbox.flush();
     });
 });
 

@@ -283,16 +283,20 @@ export function hwmKiB(pid: number): number {
   return statusKiB(pid, 'VmHWM');
 }
 
-/** Machine-wide CPU counters: busy and total jiffies (for a busy % over an interval). */
-export function machineCpu(): { busy: number; total: number } {
+/**
+ * Machine-wide CPU counters in jiffies, for percentages over an interval: busy (steal
+ * included: the cores were not ours), steal alone (time the hypervisor gave our virtual
+ * cores to someone else), and the total.
+ */
+export function machineCpu(): { busy: number; steal: number; total: number } {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
     const v = line.trim().split(/\s+/).slice(1).map(Number);
     const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
     const idle = (v[3] ?? 0) + (v[4] ?? 0);
-    return { busy: total - idle, total };
+    return { busy: total - idle, steal: v[7] ?? 0, total };
   } catch {
-    return { busy: NaN, total: NaN };
+    return { busy: NaN, steal: NaN, total: NaN };
   }
 }
 
@@ -337,15 +341,17 @@ export class Probe {
 
   /**
    * Where the CPU went since `mark()`: the server's threads by name (threads that ended in
-   * between are missing), and the whole machine's busy CPU seconds (every core), so what the
-   * agents and the kernel used is visible as machine − server − driver.
+   * between are missing), and the whole machine's busy CPU seconds (every core, stolen time
+   * left out), so what the agents and the kernel used is visible as machine − server − driver.
    */
   breakdown(): { threads: Record<string, number>; machineCpuS: number } {
     const now = this.child ? threadCpuSeconds(this.child.pid) : {};
     const threads: Record<string, number> = {};
     for (const [k, v] of Object.entries(now)) threads[k] = round(v - (this.threadMark[k] ?? 0), 2);
     const m = machineCpu();
-    return { threads, machineCpuS: round((m.busy - this.machineMark.busy) / CLK_TCK, 2) };
+    // Stolen time is not work done here: it would count as the agents' and kernel's share.
+    const ours = (x: { busy: number; steal: number }) => x.busy - x.steal;
+    return { threads, machineCpuS: round((ours(m) - ours(this.machineMark)) / CLK_TCK, 2) };
   }
 
   /** Server (all threads, and its main thread alone) and driver CPU seconds since `mark()`. */
@@ -369,6 +375,7 @@ export class Probe {
       load1Start: this.l0,
       load1End: loadavg1(),
       machineBusyPct: round(((m1.busy - this.m0.busy) / Math.max(1, m1.total - this.m0.total)) * 100, 1),
+      stealPct: round(((m1.steal - this.m0.steal) / Math.max(1, m1.total - this.m0.total)) * 100, 1),
       driverCpuS: round((d.user + d.system) / 1e6, 2),
     };
   }
@@ -377,8 +384,10 @@ export class Probe {
 export interface MachineLoad {
   load1Start: number;
   load1End: number;
-  /** Busy % of all cores over the run, everything on the machine included. */
+  /** Busy % of all cores over the run, everything on the machine included (steal too). */
   machineBusyPct: number;
+  /** % of the cores' time the hypervisor gave to other guests over the run (absent in older results). */
+  stealPct?: number;
   /** CPU the driver (this process) used over the run. */
   driverCpuS: number;
 }

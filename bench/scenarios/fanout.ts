@@ -43,12 +43,14 @@ export const fanout: ScenarioDef = {
         throw err;
       }
     }),
-  // The pty read limit, unless `limits` already measured it in this invocation.
-  limits: (ctx): Record<string, typeof ptyRead> => (ctx.limits['pty-read'] ? {} : { 'pty-read': ptyRead }),
+  // The pty read limit, measured in this scenario's own alternation (after each round of
+  // project and baseline): a limit measured minutes earlier can be off by half when the
+  // hypervisor takes a share of the machine meanwhile (seen: 9.8 MB/s at 21-36 % steal).
+  limits: (): Record<string, typeof ptyRead> => ({ 'pty-read': ptyRead }),
   summarize(r, ctx) {
     const p = r.project?.median ?? {};
     const b = r.baseline?.median ?? {};
-    const pty = (r.limits?.['pty-read'] ?? ctx.limits['pty-read'])?.median ?? {};
+    const pty = r.limits?.['pty-read']?.median ?? {};
     const uws = ctx.limits['uws-fanout']?.median ?? {};
     const ratios = {
       mbpsPerViewer: ratio(p.mbpsPerViewer, b.mbpsPerViewer),
@@ -68,7 +70,7 @@ export const fanout: ScenarioDef = {
       {
         figure: 'fan-out MB/s per viewer',
         target: '≥ 90 % of the raw pty read limit',
-        value: `${fmt(p.mbpsPerViewer)} MB/s = ${fmt(ratios.projectOfPtyLimit * 100, 0)} % of ${fmt(pty.mbps)} (baseline ${fmt(ratios.baselineOfPtyLimit * 100, 0)} %)`,
+        value: `${fmt(p.mbpsPerViewer)} MB/s = ${fmt(ratios.projectOfPtyLimit * 100, 0)} % of ${fmt(pty.mbps)}, measured in the same alternation (baseline ${fmt(ratios.baselineOfPtyLimit * 100, 0)} %)`,
         met: Number.isFinite(ratios.projectOfPtyLimit) ? ratios.projectOfPtyLimit >= 0.9 : null,
       },
       {
@@ -87,7 +89,7 @@ export const fanout: ScenarioDef = {
     const cell = (m: typeof p, lost: number) =>
       `${fmt(m.mbpsPerViewer)} MB/s/viewer · ${fmt(m.mbpsAggregate)} MB/s total · ${fmt(m.cpuSPerGB, 2)} CPU-s/GB · lost at exit ${lost} B`;
     const verdict = targets.map((t) => (t.met === null ? 'n/a' : t.met ? 'met' : 'missed')).join(' / ');
-    const row = `| fanout | ${cell(p, projectLost)} | ${cell(b, baselineLost)} | pty ${fmt(pty.mbps)} MB/s · uWS ${fmt(uws.mbpsPerViewer)} MB/s/viewer · CPU floor ${fmt(floor, 2)} CPU-s/GB | MB/s ${fmt(ratios.mbpsPerViewer, 2)}× · CPU/GB ${fmt(ratios.cpuSPerGB, 3)}× | ${verdict} |`;
+    const row = `| fanout | ${cell(p, projectLost)} | ${cell(b, baselineLost)} | pty ${fmt(pty.mbps)} MB/s (same alternation) · uWS ${fmt(uws.mbpsPerViewer)} MB/s/viewer · CPU floor ${fmt(floor, 2)} CPU-s/GB | MB/s ${fmt(ratios.mbpsPerViewer, 2)}× · CPU/GB ${fmt(ratios.cpuSPerGB, 3)}× | ${verdict} |`;
     return { ratios, targets, row };
   },
 };

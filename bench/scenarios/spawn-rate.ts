@@ -7,6 +7,9 @@ import { availableParallelism } from 'node:os';
 import { fmt, pool, ratio, withServer, type ScenarioDef } from '../lib/scenario.js';
 import { percentile, sortNumbers } from '../lib/stats.js';
 
+/** Warm-up sessions before the clock starts, in multiples of the concurrency. */
+const SPAWN_WARMUP_ROUNDS = 3;
+
 export const spawnRate: ScenarioDef = {
   name: 'spawn-rate',
   title: 'Spawn and kill rate',
@@ -14,8 +17,12 @@ export const spawnRate: ScenarioDef = {
   side: (ctx, start) =>
     withServer(ctx, start, ctx.sizes.spawnConcurrency + 10, async (srv, probe) => {
       const { spawnSessions: n, spawnConcurrency: c } = ctx.sizes;
-      // One session first so the workspace exists and lazy paths are warm on both sides.
-      await srv.deleteSession(await srv.createSession(['cat']));
+      // Warm-up, as echo's: the workspace exists, lazy paths ran, and both servers run
+      // optimized code when the clock starts (a cold start otherwise charges each side its
+      // JIT compilation, on the background threads the CPU figures count).
+      await pool(SPAWN_WARMUP_ROUNDS * c, c, async () => {
+        await srv.deleteSession(await srv.createSession(['cat']));
+      });
       const createMs: number[] = [];
       const deleteMs: number[] = [];
       const errors: string[] = [];

@@ -9,6 +9,20 @@ interface AtomicWriter {
 
 const native = loadNative<AtomicWriter>('atomic_write');
 
+/** Random bytes for temp-file names, drawn 256 names at a time (one CSPRNG call each). */
+let suffixes = Buffer.alloc(0);
+let suffixAt = 0;
+
+/** 12 random hex digits: a temp name no other writer picks. */
+function tmpSuffix(): string {
+  if (suffixAt >= suffixes.length) {
+    suffixes = randomBytes(6 * 256);
+    suffixAt = 0;
+  }
+  suffixAt += 6;
+  return suffixes.toString('hex', suffixAt - 6, suffixAt);
+}
+
 /**
  * Write a file atomically: temp file in the same directory, fsync, rename, fsync the
  * directory. A reader (or a restart after SIGKILL) sees the old content or the new, never a
@@ -17,12 +31,13 @@ const native = loadNative<AtomicWriter>('atomic_write');
  */
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o666): Promise<void> {
   const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = path.join(dir, `.${path.basename(file)}.${tmpSuffix()}.tmp`);
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   try {
     await native.atomicWrite(file, tmp, dir, bytes, mode);
   } catch (err) {
-    // The directory does not exist yet (first write): make it, then try once more.
+    // A deeper part of the path does not exist yet (the native job makes the last level
+    // itself): make it, then try once more.
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     await mkdirp(dir);
     await native.atomicWrite(file, tmp, dir, bytes, mode);

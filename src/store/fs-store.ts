@@ -39,8 +39,10 @@ const OPEN_LOG_HANDLES = 32;
 export class FsStore implements Store {
   readonly kind = 'fs' as const;
   private closed = false;
-  /** Appends to one log are serialized so lines never interleave. */
+  /** The write loop of each log with lines to write (drainLog): lines never interleave. */
   private readonly appendChains = new Map<string, Promise<void>>();
+  /** Lines appended to a log while its previous write is on the pool, and their callers. */
+  private readonly pendingLines = new Map<string, { text: string; settle: Array<(err?: unknown) => void> }>();
   /** Logs whose last byte was checked (once per process: afterwards every append ends in \n). */
   private readonly tailChecked = new Set<string>();
   private readonly handles = new Map<string, FileHandle>();
@@ -144,23 +146,45 @@ export class FsStore implements Store {
     this.assertOpen();
     const file = this.logPath(log);
     const line = JSON.stringify(entry) + '\n';
-    const prev = this.appendChains.get(file) ?? Promise.resolve();
-    const next = prev.then(async () => {
-      // With an open handle the folder exists; only a first append (or one after the handle
-      // was closed) makes sure (two pool round trips saved on every line of the job log).
-      if (!this.handles.has(file)) await mkdirp(path.dirname(file));
-      // A crash may have left a torn last line; start on a fresh line so this one survives.
-      const prefix = this.tailChecked.has(file) ? '' : await this.tornTailPrefix(file);
-      this.tailChecked.add(file);
-      const fh = await this.appendHandle(file);
-      await fh.write(prefix + line);
+    return new Promise<void>((resolve, reject) => {
+      let batch = this.pendingLines.get(file);
+      if (!batch) this.pendingLines.set(file, (batch = { text: '', settle: [] }));
+      batch.text += line;
+      batch.settle.push((err) => (err === undefined ? resolve() : reject(err)));
+      if (!this.appendChains.has(file)) this.appendChains.set(file, this.drainLog(file));
     });
-    const settled = next.catch(() => {});
-    this.appendChains.set(file, settled);
-    void settled.then(() => {
-      if (this.appendChains.get(file) === settled) this.appendChains.delete(file);
-    });
-    return next;
+  }
+
+  /**
+   * Write a log's waiting lines until none are left, in order, one write per batch: lines
+   * appended while a write is on the pool go out together in the next one (the job log of a
+   * busy node is one write per pool round trip, not one per line, and callers never queue
+   * behind each other's round trips).
+   */
+  private async drainLog(file: string): Promise<void> {
+    for (let batch = this.pendingLines.get(file); batch; batch = this.pendingLines.get(file)) {
+      this.pendingLines.delete(file);
+      let failure: unknown;
+      try {
+        // With an open handle the folder exists; only a first append (or one after the
+        // handle was closed) makes sure.
+        if (!this.handles.has(file)) await mkdirp(path.dirname(file));
+        // A crash may have left a torn last line; start on a fresh line so this one survives.
+        const prefix = this.tailChecked.has(file) ? '' : await this.tornTailPrefix(file);
+        this.tailChecked.add(file);
+        const fh = await this.appendHandle(file);
+        const bytes = Buffer.from(prefix + batch.text, 'utf8');
+        for (let at = 0; at < bytes.length; ) {
+          const { bytesWritten } = await fh.write(bytes, at);
+          if (bytesWritten <= 0) throw new Error(`append to ${file}: the write made no progress`);
+          at += bytesWritten;
+        }
+      } catch (err) {
+        failure = err ?? new Error('append failed');
+      }
+      for (const settle of batch.settle) settle(failure);
+    }
+    this.appendChains.delete(file);
   }
 
   /** An open append handle per log, the most recently used kept (no open/close per line). */
@@ -199,6 +223,8 @@ export class FsStore implements Store {
 
   async readLog<T>(log: string, opts: { limit?: number; newestFirst?: boolean } = {}): Promise<T[]> {
     const file = this.logPath(log);
+    // Read your writes: lines appended before this call are in what it reads.
+    await this.appendChains.get(file);
     let text: string;
     try {
       text = await readFile(file, 'utf8');

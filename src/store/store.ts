@@ -24,7 +24,10 @@ export interface Store {
   scan<T>(collection: string, visit: (doc: T) => void): Promise<void>;
   /** Append one entry to a log; a crash may lose the entry being written, never earlier ones. */
   append(log: string, entry: unknown): Promise<void>;
-  /** Read a log, oldest first, or newest first with `newestFirst`; `limit` bounds the count. */
+  /**
+   * Read a log, oldest first, or newest first with `newestFirst`; `limit` bounds the count.
+   * Entries appended before the call are in the answer, even if their append has not settled.
+   */
   readLog<T>(log: string, opts?: { limit?: number; newestFirst?: boolean }): Promise<T[]>;
   /** Flush pending writes and release resources. Safe to call twice. */
   close(): Promise<void>;

@@ -198,19 +198,19 @@ export class Supervisor {
     // were live (to be marked lost) and the newest ended ones (lists); the rest stay on disk
     // and are read by id when asked for. A boot over 50,000 records held all of them (about
     // 500 MB of RSS) and read them one pool round trip at a time.
-    const wasLive: SessionRecord[] = [];
+    const wasLive = new Map<string, SessionRecord>();
     const newest = new NewestEnded(this.deps.config.endedSessionsKept);
     await this.deps.store.scan<SessionRecord>('sessions', (r) => {
       if (!r || typeof r.id !== 'string') return;
       // A shared store holds every node's sessions: only ours belong in this registry.
       if (this.deps.store.kind !== 'fs' && r.node !== this.deps.config.nodeId) return;
       r.outputOffset ??= 0;
-      if (r.node === this.deps.config.nodeId && !isTerminal(r.status)) wasLive.push(r);
+      if (r.node === this.deps.config.nodeId && !isTerminal(r.status)) wasLive.set(r.id, r);
       else if (isTerminal(r.status)) newest.offer(r);
       else this.records.set(r.id, r);
     });
     const restart: SessionRecord[] = [];
-    for (const r of new Map(wasLive.map((w) => [w.id, w])).values()) {
+    for (const r of wasLive.values()) {
       this.records.set(r.id, r);
       const was = r.status;
       r.status = 'lost';
@@ -1007,9 +1007,11 @@ export class Supervisor {
     if (l) r.lastActivityAt = new Date(l.lastActivity).toISOString();
     this.deps.metrics.setRunning(this.counts().running);
     await this.persist(r);
-    await this.job(r, reason);
-    // Whoever waits for the end (DELETE) hears of it once the record is on disk.
+    // Whoever waits for the end (DELETE) hears of it once the record is on disk; the job
+    // line is appended first, so a read of the job log from then on has it.
+    const logged = this.job(r, reason);
     if (l) for (const w of l.exitWaiters.splice(0)) w();
+    await logged;
     this.emit(
       r.id,
       JSON.stringify({ type: 'exit', sessionId: r.id, exitCode: r.exitCode, signal: r.signal, reason: r.reason, status }),

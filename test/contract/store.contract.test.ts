@@ -188,6 +188,13 @@ for (const backend of backends) {
       expect(await s.readLog('jobs', { limit: 0 })).toEqual([]);
     });
 
+    it('reads its own appends, settled or not', async () => {
+      const s = await backend.make();
+      const pending = [s.append('jobs', { i: 1 }), s.append('jobs', { i: 2 })];
+      expect(await s.readLog('jobs')).toEqual([{ i: 1 }, { i: 2 }]);
+      await Promise.all(pending);
+    });
+
     it('keeps logs apart, including nested log names', async () => {
       const s = await backend.make();
       await s.append('a', 1);
@@ -263,6 +270,18 @@ describe('FsStore beyond the contract', () => {
     const all = await s.list<{ id: string; i: number }>('sessions');
     expect(all.length).toBe(n);
     expect(new Set(all.map((d) => d.i)).size).toBe(n);
+  });
+
+  it('fails every append of a write that fails, and the appends after it still land in order', async () => {
+    const s = await (backends[0]!.make() as Promise<FsStore>);
+    // A file where the log's folder belongs: the write cannot happen.
+    writeFileSync(path.join(s.root, 'deploys'), 'not a folder');
+    const failed = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => s.append('deploys/j1', { i })));
+    expect(failed.map((r) => r.status)).toEqual(Array(20).fill('rejected'));
+    for (const r of failed) expect(String((r as PromiseRejectedResult).reason)).toMatch(/EEXIST|ENOTDIR/);
+    rmSync(path.join(s.root, 'deploys'));
+    await Promise.all(Array.from({ length: 20 }, (_, i) => s.append('deploys/j1', { i })));
+    expect((await s.readLog<{ i: number }>('deploys/j1')).map((e) => e.i)).toEqual([...Array(20).keys()]);
   });
 });
 

@@ -5,7 +5,7 @@
  * a pty that floods output with and without a viewer. Then descriptors, threads, children
  * and memory of the server are back to where they were.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, pidAlive, startServer, until, type TestServer } from '../helpers/server.js';
 import { childPids, fdCount, ptmxFds, threadCount } from '../helpers/procs.js';
@@ -44,6 +44,25 @@ async function run(x: { id: string; c: Client }, cmd: string, done: string): Pro
   x.c.send({ type: 'input', sessionId: x.id, data: `${cmd}; echo ${done}-$((1+1))\r` });
   await x.c.waitForText(x.id, `${done}-2`);
 }
+
+/** This machine offers cgroup v2 (pure, or the unified part of a hybrid setup). */
+const cgroup2 = ['/sys/fs/cgroup', '/sys/fs/cgroup/unified'].some((d) => existsSync(`${d}/cgroup.controllers`));
+
+describe('cgroup', () => {
+  it.runIf(cgroup2)("an agent and what it forks are in the session's own cgroup", async () => {
+    const x = await bash('cgroup');
+    const v2 = (pid: number) => readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    expect(v2(x.pid)).toMatch(new RegExp(`^0::/session-manager/[^/]+/${x.id}$`));
+    await run(x, '(exec -a SMFAULT-cgroup-child sleep 905) & sleep 0.1', 'FORKED');
+    const child = withMarker('SMFAULT-cgroup-child');
+    expect(child.length).toBe(1);
+    expect(v2(child[0]!.pid)).toBe(v2(x.pid));
+    const d = await api(s, 'DELETE', `/api/sessions/${x.id}`, { token });
+    expect(d.body.status).toBe('killed');
+    await until(() => withMarker('SMFAULT-cgroup-child').length === 0, 'the forked child gone with its cgroup', 10_000);
+    x.c.close();
+  });
+});
 
 describe('kill', () => {
   it('an agent and a child that ignore SIGTERM and SIGHUP are SIGKILLed after the grace period; DELETE reports killed', async () => {
