@@ -138,7 +138,9 @@ describe('web console', () => {
     await until(async () => (await page.textContent('.conn')) === 'live', 'the socket to be live', WAIT_MS);
     const id = await createViaApi('live-table');
     const row = page.locator(`tr[data-id="${id}"]`);
-    await row.waitFor();
+    // The row appears with the created event (queued) and turns running with the updates
+    // that follow it on the same socket: wait for the last one, then read the row.
+    await row.locator('.badge.status-running').waitFor();
     expect(await row.textContent()).toMatch(/running.*bash.*live-table.*alice/);
     // Killed elsewhere: the row follows without a reload.
     const id2 = await createViaApi('live-table');
