@@ -229,3 +229,15 @@ export function ratio(a: number | undefined, b: number | undefined): number {
   if (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0) return NaN;
   return Math.round((a / b) * 1000) / 1000;
 }
+
+/**
+ * The project/baseline ratio of `key` in each round (run i of each side ran back to back),
+ * as "; rounds lo–hi×": how far a single round strays from the ratio of the medians. Empty
+ * with fewer than two rounds.
+ */
+export function roundsRange(r: ScenarioResult, key: string, digits = 2): string {
+  const b = r.baseline?.runs ?? [];
+  const rs = (r.project?.runs ?? []).map((x, i) => ratio(x.metrics[key], b[i]?.metrics[key])).filter(Number.isFinite);
+  if (rs.length < 2) return '';
+  return `; rounds ${fmt(Math.min(...rs), digits)}–${fmt(Math.max(...rs), digits)}×`;
+}

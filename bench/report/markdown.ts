@@ -106,6 +106,8 @@ export function renderMarkdown(r: ResultsFile, resultsPath: string, svgName: str
     '',
     '## Targets (issue 3)',
     '',
+    'A target is judged on the ratio of the medians. *Rounds* gives the lowest and highest ratio of a single round (run i of the project and run i of the baseline, back to back): how much one round can say on this machine.',
+    '',
     '| figure | target | project | met |',
     '|---|---|---|---|',
     ...targets.map((t) => `| ${t.figure} | ${t.target} | ${t.value} | ${t.met === null ? 'n/a' : t.met ? '✅ met' : '❌ missed'} |`),

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { baseEnv, PTY_ECHO_PROBE, WS_ECHO_PROBE } from '../lib/paths.js';
 import { Probe, spawnNode, stopChild } from '../lib/procs.js';
-import { fmt, pool, ratio, waitFor, withServer, type Ctx, type ScenarioDef, type SideRun } from '../lib/scenario.js';
+import { fmt, pool, ratio, roundsRange, waitFor, withServer, type Ctx, type ScenarioDef, type SideRun } from '../lib/scenario.js';
 import { percentile, sortNumbers } from '../lib/stats.js';
 
 /** One ping waits at most this long for its line. */
@@ -190,10 +190,10 @@ function summarizeEcho(r: Parameters<ScenarioDef['summarize']>[0]): ReturnType<S
     {
       figure: 'echo p99',
       target: '≤ 1/2 of baseline',
-      value: `${fmt(p.p99Ms, 2)} ms (${fmt(ratios.p99, 3)}×)${Number.isFinite(ptyFloor.p99Ms) ? `; the ptys and \`cat\` alone, no server or network: p99 ${fmt(ptyFloor.p99Ms, 2)} ms` : ''}${Number.isFinite(floor.p99Ms) ? `; the driver and network alone, no pty: p99 ${fmt(floor.p99Ms, 2)} ms` : ''}`,
+      value: `${fmt(p.p99Ms, 2)} ms (${fmt(ratios.p99, 3)}×${roundsRange(r, 'p99Ms', 3)})${Number.isFinite(ptyFloor.p99Ms) ? `; the ptys and \`cat\` alone, no server or network: p99 ${fmt(ptyFloor.p99Ms, 2)} ms` : ''}${Number.isFinite(floor.p99Ms) ? `; the driver and network alone, no pty: p99 ${fmt(floor.p99Ms, 2)} ms` : ''}`,
       met: okP99,
     },
-    { figure: 'echo pings/s', target: '≥ 2× baseline', value: `${fmt(p.pingsPerS, 0)} /s (${fmt(ratios.pingsPerS, 2)}×)${beyond}`, met: okRate },
+    { figure: 'echo pings/s', target: '≥ 2× baseline', value: `${fmt(p.pingsPerS, 0)} /s (${fmt(ratios.pingsPerS, 2)}×${roundsRange(r, 'pingsPerS')})${beyond}`, met: okRate },
   ];
   const cell = (m: typeof p) => `p50 ${fmt(m.p50Ms, 2)} · p95 ${fmt(m.p95Ms, 2)} · p99 ${fmt(m.p99Ms, 2)} · max ${fmt(m.maxMs, 1)} ms · ${fmt(m.pingsPerS, 0)} pings/s`;
   const verdict = okP99 === null || okRate === null ? 'n/a' : `${okP99 ? 'met' : 'missed'} / ${okRate ? 'met' : 'missed'}`;

@@ -4,7 +4,7 @@
  * including the bytes printed just before the agent exits.
  */
 import { READY_LINE, fanoutCommand } from '../lib/payload.js';
-import { fmt, ratio, waitFor, withServer, type ScenarioDef } from '../lib/scenario.js';
+import { fmt, ratio, roundsRange, waitFor, withServer, type ScenarioDef } from '../lib/scenario.js';
 import { awaitStreams, openWatches, streamFigures } from '../lib/stream.js';
 import { ptyRead, streamTimeoutMs } from './limits.js';
 
@@ -76,7 +76,7 @@ export const fanout: ScenarioDef = {
       {
         figure: 'server CPU seconds per delivered GB',
         target: '≤ 1/3 of baseline',
-        value: `${fmt(p.cpuSPerGB, 2)} vs ${fmt(b.cpuSPerGB, 2)} (${fmt(ratios.cpuSPerGB, 3)}×)${Number.isFinite(floor) ? `; floor ${fmt(floor, 2)} (pty read ÷ ${viewers} viewers + uWS fan-out, measured alone)` : ''}`,
+        value: `${fmt(p.cpuSPerGB, 2)} vs ${fmt(b.cpuSPerGB, 2)} (${fmt(ratios.cpuSPerGB, 3)}×${roundsRange(r, 'cpuSPerGB', 3)})${Number.isFinite(floor) ? `; floor ${fmt(floor, 2)} (pty read ÷ ${viewers} viewers + uWS fan-out, measured alone)` : ''}`,
         met: Number.isFinite(ratios.cpuSPerGB) ? ratios.cpuSPerGB <= 1 / 3 : null,
       },
       {

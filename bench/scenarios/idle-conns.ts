@@ -5,7 +5,7 @@
  */
 import type { Viewer } from '../adapters/types.js';
 import { rssKiB, sleep } from '../lib/procs.js';
-import { fmt, pool, ratio, withServer, type ScenarioDef } from '../lib/scenario.js';
+import { fmt, pool, ratio, roundsRange, withServer, type ScenarioDef } from '../lib/scenario.js';
 
 /** Let the server settle after creating sessions before the RSS reference is taken (capped by the hold). */
 const SETTLE_MS = 1000;
@@ -65,7 +65,7 @@ export const idleConns: ScenarioDef = {
     const ratios = { rssPerSocket: ratio(p.rssPerSocketKiB, b.rssPerSocketKiB), connectPerS: ratio(p.connectPerS, b.connectPerS) };
     const met = Number.isFinite(ratios.rssPerSocket) ? ratios.rssPerSocket <= 1 / 6 && p.rssPerSocketKiB! <= 3 : null;
     const targets = [
-      { figure: 'server RSS per idle socket', target: '≤ 1/6 of baseline and ≤ 3 KiB', value: `${fmt(p.rssPerSocketKiB, 2)} KiB (${fmt(ratios.rssPerSocket, 3)}×)`, met },
+      { figure: 'server RSS per idle socket', target: '≤ 1/6 of baseline and ≤ 3 KiB', value: `${fmt(p.rssPerSocketKiB, 2)} KiB (${fmt(ratios.rssPerSocket, 3)}×${roundsRange(r, 'rssPerSocketKiB', 3)})`, met },
     ];
     const cell = (m: typeof p) => `${fmt(m.rssPerSocketKiB, 2)} KiB/socket · ${fmt(m.connectPerS, 0)} conn/s · ${fmt(m.errors, 0)} errors`;
     const row = `| idle-conns | ${cell(p)} | ${cell(b)} | — | RSS ${fmt(ratios.rssPerSocket, 3)}× · conn/s ${fmt(ratios.connectPerS, 2)}× | ${met === null ? 'n/a' : met ? 'met' : 'missed'} |`;

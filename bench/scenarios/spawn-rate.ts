@@ -4,7 +4,7 @@
  * over the whole phase, create and delete latency percentiles.
  */
 import { availableParallelism } from 'node:os';
-import { fmt, pool, ratio, withServer, type ScenarioDef } from '../lib/scenario.js';
+import { fmt, pool, ratio, roundsRange, withServer, type ScenarioDef } from '../lib/scenario.js';
 import { percentile, sortNumbers } from '../lib/stats.js';
 
 /** Warm-up sessions before the clock starts, in multiples of the concurrency. */
@@ -80,7 +80,7 @@ export const spawnRate: ScenarioDef = {
     const ceiling = b.ceilingPerS ?? p.ceilingPerS ?? NaN;
     const wanted = 2 * (b.perS ?? NaN);
     const beyond = Number.isFinite(ceiling) && wanted > ceiling ? `; 2× baseline = ${fmt(wanted)}/s is above this machine's ceiling of ${fmt(ceiling)}/s` : '';
-    const targets = [{ figure: 'spawn+kill per s', target: '≥ 2× baseline', value: `${fmt(p.perS)} /s (${fmt(ratios.perS, 2)}×)${beyond}`, met }];
+    const targets = [{ figure: 'spawn+kill per s', target: '≥ 2× baseline', value: `${fmt(p.perS)} /s (${fmt(ratios.perS, 2)}×${roundsRange(r, 'perS')})${beyond}`, met }];
     const cell = (m: typeof p) => `${fmt(m.perS)} sessions/s · create p99 ${fmt(m.createP99Ms)} ms · delete p99 ${fmt(m.deleteP99Ms)} ms`;
     const limit = Number.isFinite(ceiling) ? `ceiling ${fmt(ceiling)} sessions/s (server at zero cost: ${fmt(b.outsideCpuMsPerSession ?? p.outsideCpuMsPerSession)} ms CPU per session outside it)` : '—';
     const row = `| spawn-rate | ${cell(p)} | ${cell(b)} | ${limit} | sessions/s ${fmt(ratios.perS, 2)}× · create p99 ${fmt(ratios.createP99, 2)}× | ${met === null ? 'n/a' : met ? 'met' : 'missed'} |`;
