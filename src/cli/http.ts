@@ -3,13 +3,27 @@ import type { Target } from './connection.js';
 
 /** DELETE waits for the agent to exit (up to 10 s on the server); leave room above it. */
 const REQUEST_TIMEOUT_MS = 60_000;
+/**
+ * The server reads at most 4 KiB of request headers when they arrive in pieces, and drops
+ * the connection past it without an answer (docs/reliability.md F19). A bearer token this
+ * long leaves no room for the rest: say so here instead of "connection closed".
+ */
+const MAX_TOKEN_BYTES = 3 * 1024;
 
 /** The REST API with the CLI's error rules: every failure becomes a CliError with an exit code. */
 export class ApiClient {
   constructor(readonly target: Target) {}
 
   private needToken(): string {
-    if (this.target.token) return this.target.token;
+    const token = this.target.token;
+    if (token && Buffer.byteLength(token) > MAX_TOKEN_BYTES) {
+      throw new CliError(
+        EXIT.AUTH,
+        `the token is ${Buffer.byteLength(token)} bytes; the server takes at most 4 KiB of request headers, so tokens over ${MAX_TOKEN_BYTES} bytes cannot be sent (ask for one with fewer claims)`,
+        'token_too_large',
+      );
+    }
+    if (token) return token;
     throw new CliError(
       EXIT.AUTH,
       'no token: pass --token, set SESSION_MANAGER_TOKEN, or run next to a dev-mode server (its DATA_DIR/jwt-secret is used).',

@@ -184,6 +184,13 @@ describe('cli: errors and exit codes', () => {
     expect(badName.code).toBe(6);
     expect(badName.stderr).toMatch(/invalid_name/);
 
+    // Over the server's 4 KiB of request headers (F19): a clear refusal before sending, not a dropped connection.
+    const huge = await s.token({ roles: Array.from({ length: 300 }, (_, i) => `role-${i}`) });
+    expect(huge.length).toBeGreaterThan(3 * 1024);
+    const tooBig = await runCli(['list'], cliEnv({ SESSION_MANAGER_URL: s.url, SESSION_MANAGER_TOKEN: huge }), { cwd: s.dir });
+    expect(tooBig.code).toBe(4);
+    expect(tooBig.stderr).toMatch(/the token is \d+ bytes; the server takes at most 4 KiB of request headers/);
+
     const noToken = await runCli(['list'], cliEnv({ SESSION_MANAGER_URL: s.url }), { cwd: tempDir() });
     expect(noToken.code).toBe(4);
     expect(noToken.stderr).toMatch(/no token/);
