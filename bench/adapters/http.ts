@@ -39,4 +39,3 @@ export function call(url: string, method: string, token: string, body?: unknown)
     req.end(payload);
   });
 }
-

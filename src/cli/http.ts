@@ -16,10 +16,11 @@ export class ApiClient {
 
   private needToken(): string {
     const token = this.target.token;
-    if (token && Buffer.byteLength(token) > MAX_TOKEN_BYTES) {
+    const bytes = token ? Buffer.byteLength(token) : 0;
+    if (bytes > MAX_TOKEN_BYTES) {
       throw new CliError(
         EXIT.AUTH,
-        `the token is ${Buffer.byteLength(token)} bytes; the server takes at most 4 KiB of request headers, so tokens over ${MAX_TOKEN_BYTES} bytes cannot be sent (ask for one with fewer claims)`,
+        `the token is ${bytes} bytes; the server takes at most 4 KiB of request headers, so tokens over ${MAX_TOKEN_BYTES} bytes cannot be sent (ask for one with fewer claims)`,
         'token_too_large',
       );
     }

@@ -27,6 +27,12 @@ function parseDocument<T>(b: Buffer | string, collection: string): T | undefined
   }
 }
 
+/** Lines of a log gathered for one write, and the callers waiting for it. */
+interface LogBatch {
+  text: string;
+  settle: Array<(err?: unknown) => void>;
+}
+
 /** Append handles kept open at once (the job log and the busiest conversations). */
 const OPEN_LOG_HANDLES = 32;
 
@@ -42,7 +48,12 @@ export class FsStore implements Store {
   /** The write loop of each log with lines to write (drainLog): lines never interleave. */
   private readonly appendChains = new Map<string, Promise<void>>();
   /** Lines appended to a log while its previous write is on the pool, and their callers. */
-  private readonly pendingLines = new Map<string, { text: string; settle: Array<(err?: unknown) => void> }>();
+  private readonly pendingLines = new Map<string, LogBatch>();
+  /**
+   * The newest batch of each log with lines not yet written (waiting, or on the pool): batches
+   * are written in order, so once it settles every line appended before it is in the file.
+   */
+  private readonly newestBatch = new Map<string, LogBatch>();
   /** Logs whose last byte was checked (once per process: afterwards every append ends in \n). */
   private readonly tailChecked = new Set<string>();
   private readonly handles = new Map<string, FileHandle>();
@@ -148,7 +159,11 @@ export class FsStore implements Store {
     const line = JSON.stringify(entry) + '\n';
     return new Promise<void>((resolve, reject) => {
       let batch = this.pendingLines.get(file);
-      if (!batch) this.pendingLines.set(file, (batch = { text: '', settle: [] }));
+      if (!batch) {
+        batch = { text: '', settle: [] };
+        this.pendingLines.set(file, batch);
+        this.newestBatch.set(file, batch);
+      }
       batch.text += line;
       batch.settle.push((err) => (err === undefined ? resolve() : reject(err)));
       if (!this.appendChains.has(file)) this.appendChains.set(file, this.drainLog(file));
@@ -183,6 +198,7 @@ export class FsStore implements Store {
         failure = err ?? new Error('append failed');
       }
       for (const settle of batch.settle) settle(failure);
+      if (this.newestBatch.get(file) === batch) this.newestBatch.delete(file);
     }
     this.appendChains.delete(file);
   }
@@ -223,8 +239,10 @@ export class FsStore implements Store {
 
   async readLog<T>(log: string, opts: { limit?: number; newestFirst?: boolean } = {}): Promise<T[]> {
     const file = this.logPath(log);
-    // Read your writes: lines appended before this call are in what it reads.
-    await this.appendChains.get(file);
+    // Read your writes: lines appended before this call are in what it reads. Only those:
+    // waiting for the write loop itself would wait as long as appends keep coming.
+    const newest = this.newestBatch.get(file);
+    if (newest) await new Promise<void>((written) => newest.settle.push(() => written()));
     let text: string;
     try {
       text = await readFile(file, 'utf8');
